@@ -1,0 +1,35 @@
+# Everything a fresh machine needs: `make train` and `make test` create the venv and install on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist
+ARGS ?=
+
+.PHONY: install data train test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Real Fashion-MNIST from Debian's package (offline); elsewhere torchvision downloads it on first use.
+data:
+	@if [ ! -d $(FMNIST) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq dataset-fashion-mnist || \
+		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null; fi
+
+# The default recipe (DCGAN, Fashion-MNIST) for 5 minutes; `make train ARGS="model=fcgan loss=wgan_gp"`.
+train: $(STAMP) data
+	$(PY) train.py trainer.max_time=00:00:05:00 $(ARGS)
+
+test: $(STAMP) data
+	$(PY) -m pytest $(ARGS)
+
+bench: $(STAMP) data
+	$(PY) benchmarks/bench_step.py $(ARGS)
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,22 @@
+"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from gan_lightning.cli import report_user_errors
+from gan_lightning.entry import run
+from gan_lightning.sampling import generate
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    result = report_user_errors(
+        generate, cfg.ckpt, n=cfg.n, out=cfg.out, seed=cfg.seed, batch_size=cfg.batch_size, use_ema=cfg.use_ema,
+        device=cfg.device,
+    )
+    print(f"wrote {result['n']} samples from iteration {result['iteration']} to {result['out']} "
+          f"(grid: {result['grid']})")
+
+
+if __name__ == "__main__":
+    run(main, "generate")

@@ -1,0 +1,1 @@
+"""GAN experiments with PyTorch Lightning and Hydra."""

@@ -1,0 +1,131 @@
+"""Config checks that run before any work: unknown choices, wrong types, impossible values, unsafe targets.
+
+Each failure is a ``UserError`` with one line naming the key, what is wrong and what would be valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from .errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+# Modules a config's `_target_` may name. A config (or a checkpoint carrying one) naming anything else, such as
+# os.system, is refused before it is instantiated.
+ALLOWED_TARGET_PREFIXES = (
+    "gan_lightning.",
+    "torch.",
+    "torchvision.",
+    "pytorch_lightning.",
+    "lightning.",
+    "torchmetrics.",
+    "torch_fidelity.",
+)
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool)
+
+
+# (key, predicate, description). Keys absent from a config are skipped.
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("seed", _int, "an integer"),
+    ("max_iterations", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("model.latent_dim", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("model.generator.ngf", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("model.discriminator.ndf", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("data.batch_size", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("data.image_size", lambda v: v is None or (_int(v) and v >= 8), "an integer >= 8 or null"),
+    ("data.channels", lambda v: v is None or v in (1, 3), "1, 3 or null"),
+    ("data.subset", lambda v: v is None or (_int(v) and v > 0), "a positive integer or null"),
+    ("optim.n_critic", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("optim.generator.lr", lambda v: _num(v) and v > 0, "a positive number"),
+    ("optim.discriminator.lr", lambda v: _num(v) and v > 0, "a positive number"),
+    ("loss.gp_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
+    ("loss.clip_value", lambda v: _num(v) and v > 0, "a positive number"),
+    ("module.ema_decay", lambda v: v is None or (_num(v) and 0 <= v < 1), "a number in [0, 1) or null"),
+    ("module.grad_clip", lambda v: v is None or (_num(v) and v > 0), "a positive number or null"),
+    ("module.log_every_n_iterations", lambda v: _int(v) and v > 0, "a positive integer"),
+    # generate.py
+    ("ckpt", lambda v: isinstance(v, str) and v != "", "a checkpoint path"),
+    ("n", lambda v: _int(v) and v > 0, "a positive integer"),
+]
+
+
+def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def check_choice(group: str, choice: str | None, conf_dir: Path = CONF_DIR) -> None:
+    options = group_options(group, conf_dir)
+    if choice is not None and choice not in options:
+        raise UserError(f"unknown {group} '{choice}'; valid options: {', '.join(options)}")
+
+
+def check_overrides(overrides: Iterable[str], conf_dir: Path = CONF_DIR) -> None:
+    """Check every group choice named on the command line (sweeps included) before Hydra runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as e:
+        raise UserError(one_line(str(e))) from None
+    for o in parsed:
+        group = o.key_or_group
+        if o.is_delete() or group.startswith("hydra") or not (conf_dir / group).is_dir():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        for value in values:
+            check_choice(group, None if value == "null" else value, conf_dir)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``UserError`` on the first value that breaks a rule or a ``_target_`` outside the allowed modules."""
+    for key, ok, description in RULES:
+        if OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=False) == "__absent__":
+            continue
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception as e:  # missing mandatory value (???) or a broken interpolation
+            raise UserError(f"{key}: {one_line(str(e))}") from None
+        if isinstance(value, (DictConfig, ListConfig)) or not ok(value):
+            raise UserError(f"{key} must be {description}; got {value!r}")
+    check_targets({k: v for k, v in cfg.items() if k != "hydra"})  # Hydra's own plugins are Hydra's business
+
+
+def check_targets(cfg: Any, path: str = "") -> None:
+    """Refuse any ``_target_`` outside ``ALLOWED_TARGET_PREFIXES`` (configs and checkpoints alike)."""
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    if isinstance(cfg, dict):
+        items = cfg.items()
+    elif isinstance(cfg, (list, tuple)):
+        items = enumerate(cfg)
+    else:
+        return
+    for key, value in items:
+        where = f"{path}.{key}" if path else str(key)
+        if key == "_target_":
+            if not isinstance(value, str) or not value.startswith(ALLOWED_TARGET_PREFIXES):
+                raise UserError(
+                    f"{where}: refusing to instantiate {value!r}; targets must be in "
+                    f"{', '.join(p.rstrip('.') for p in ALLOWED_TARGET_PREFIXES)}"
+                )
+        else:
+            check_targets(value, where)
+
+
+def one_line(message: str) -> str:
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return "; ".join(lines[:3]) if lines else message

@@ -1,0 +1,8 @@
+"""Errors the user can fix: reported as one line, never as a traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (config, data, checkpoint) and what to do about it.
+
+    Entry points print ``error: <message>`` on stderr and exit with status 2.
+    """

@@ -1,0 +1,210 @@
+"""The training schedule: one LightningModule for every GAN family.
+
+Each batch is one discriminator step; after every ``n_critic`` of them comes one generator step. That is
+Algorithm 1 of Goodfellow et al. (2014) and of the WGAN papers: k discriminator updates, each on a fresh real batch,
+then one generator update. A *generator iteration* (``self.iteration``) is the unit of every count a user sets
+(``max_iterations``, sample and checkpoint intervals); Lightning's ``global_step`` counts optimizer steps, exactly
+``n_critic + 1`` per iteration.
+
+Nothing here is model-specific: the family (``families.py``) says which networks each player owns and how a step's
+loss is computed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from .families import GANFamily, StepContext, StepResult
+
+PLAYERS = GANFamily.PLAYERS  # ("generator", "discriminator"): optimizer 0 is the generator's
+
+
+class GANModule(pl.LightningModule):
+    """Alternating GAN training with manual optimization and an EMA of the generator.
+
+    Args:
+        family: the networks and losses (a ``GANFamily``).
+        optimizer: per player (``generator``, ``discriminator``), a factory taking parameters (Hydra ``_partial_``).
+        n_critic: discriminator steps per generator step.
+        scheduler: optional per-player LR scheduler factories taking the optimizer, stepped once per iteration.
+        ema_decay: decay of the generator's exponential moving average; ``None`` or 0 turns it off.
+        ema_warmup: use ``min(decay, (1 + i) / (10 + i))`` at iteration ``i`` so early averages forget the init.
+        grad_clip: clip each player's gradient norm to this value (after unscaling under 16-mixed); ``None``: off.
+        log_every_n_iterations: how often losses, D outputs, gradient norms and learning rates are logged.
+        config: plain dict saved in checkpoints so that ``generate.py`` can rebuild the family.
+    """
+
+    def __init__(
+        self,
+        family: GANFamily,
+        optimizer: Mapping[str, Callable[..., torch.optim.Optimizer]],
+        n_critic: int = 1,
+        scheduler: Mapping[str, Callable[..., Any] | None] | None = None,
+        ema_decay: float | None = 0.999,
+        ema_warmup: bool = True,
+        grad_clip: float | None = None,
+        log_every_n_iterations: int = 10,
+        config: dict | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.family = family
+        self.optimizer_factories = dict(optimizer)
+        self.scheduler_factories = dict(scheduler or {})
+        self.n_critic = int(n_critic)
+        self.ema_decay = ema_decay or 0.0
+        self.ema_warmup = ema_warmup
+        self.grad_clip = grad_clip
+        self.log_every_n_iterations = max(1, int(log_every_n_iterations))
+        self.config = config or {}
+        self.generator_ema = copy.deepcopy(family.generator).requires_grad_(False) if self.ema_decay else None
+        self.iteration = 0  # generator iterations completed
+        self._d_steps = 0  # discriminator steps since the last generator step
+        self._player_of: dict[int, str] = {}  # id(torch optimizer) -> player
+        self._grad_norms: dict[str, Tensor] = {}
+
+    # --- step units ------------------------------------------------------------------------------------------
+    @property
+    def optimizer_steps_per_iteration(self) -> int:
+        return self.n_critic + 1
+
+    def optimizer_steps(self, iterations: int) -> int:
+        """Lightning's ``global_step`` after ``iterations`` generator iterations (for ``max_steps`` etc.)."""
+        return iterations * self.optimizer_steps_per_iteration
+
+    # --- optimizers ------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizers, schedulers = [], []
+        for player in PLAYERS:
+            opt = self.optimizer_factories[player](self.family.parameters_of(player))
+            self._player_of[id(opt)] = player
+            optimizers.append(opt)
+            factory = self.scheduler_factories.get(player)
+            if factory is not None:
+                schedulers.append({"scheduler": factory(opt), "interval": "step", "name": f"lr_{player}"})
+        return optimizers, schedulers
+
+    # --- the schedule ----------------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        ctx = StepContext(iteration=self.iteration, scaler=scaler)
+
+        d_result = self._optimize(opt_d, self.family.discriminator_step, batch, ctx)
+        self.family.after_discriminator_step()
+        self._d_steps += 1
+        if self._d_steps < self.n_critic:
+            return
+        self._d_steps = 0
+
+        g_result = self._optimize(opt_g, self.family.generator_step, batch, ctx)
+        self.iteration += 1
+        self._update_ema()
+        for sched in self._schedulers():
+            sched.step()
+        if self._logging_now():
+            self._log_iteration(d_result, g_result, opt_g, opt_d)
+
+    def _optimize(self, optimizer, step_fn, batch, ctx: StepContext) -> StepResult:
+        with self.toggled_optimizer(optimizer):
+            result = step_fn(batch, ctx)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(result.loss)
+            optimizer.step()
+        return result
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Called by Lightning inside optimizer.step(), after the GradScaler has unscaled the gradients, so the
+        # norm and the clipping see true gradient values under 16-mixed too.
+        if self.grad_clip is None and not self._logging_now(upcoming=True):
+            return
+        player = self._player_of.get(id(optimizer))
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        self._grad_norms[player] = norm.detach()
+
+    def _logging_now(self, upcoming: bool = False) -> bool:
+        # upcoming: asked during an iteration's steps, before self.iteration counts it.
+        return (self.iteration + int(upcoming)) % self.log_every_n_iterations == 0
+
+    def _log_iteration(self, d_result: StepResult, g_result: StepResult, opt_g, opt_d) -> None:
+        values: dict[str, Tensor | float] = {k: v.detach() for k, v in {**d_result.logs, **g_result.logs}.items()}
+        for player, norm in self._grad_norms.items():
+            values[f"grad_norm_{player[0]}"] = norm
+        values["lr_g"] = opt_g.param_groups[0]["lr"]
+        values["lr_d"] = opt_d.param_groups[0]["lr"]
+        values["iteration"] = float(self.iteration)
+        # Straight to the loggers, with the iteration as the step: self.log would re-send these values on every
+        # batch until the next call, and count steps in batches.
+        if self.trainer.is_global_zero:
+            metrics = {f"train/{k}": float(v) for k, v in values.items()}
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=self.iteration)
+        self.log_dict({"loss_d": values["loss_d"], "loss_g": values["loss_g"]}, prog_bar=True, logger=False)
+
+    def _schedulers(self) -> list:
+        scheds = self.lr_schedulers()
+        if scheds is None:
+            return []
+        return scheds if isinstance(scheds, list) else [scheds]
+
+    # --- EMA -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        beta = self.ema_decay
+        if self.ema_warmup:
+            beta = min(beta, (1 + self.iteration) / (10 + self.iteration))
+        ema_params = list(self.generator_ema.parameters())
+        params = [p.detach() for p in self.family.generator.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.family.generator.buffers()):
+            b_ema.copy_(b)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples and evaluation: the EMA copy where there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.family.generator
+
+    @torch.no_grad()
+    def generate(self, inputs: dict[str, Tensor], use_ema: bool = True) -> Tensor:
+        """Samples for ``inputs`` (see ``family.sample_inputs``), in eval mode, outside autocast."""
+        net = self.sampling_generator if use_ema else self.family.generator
+        was_training = net.training
+        net.eval()
+        try:
+            return self.family.generate(inputs, net).float()
+        finally:
+            net.train(was_training)
+
+    # --- checkpoints -----------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["gan_lightning"] = {
+            "iteration": self.iteration,
+            "d_steps": self._d_steps,
+            "config": self.config,
+            "rng": rng,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("gan_lightning", {})
+        self.iteration = int(state.get("iteration", 0))
+        self._d_steps = int(state.get("d_steps", 0))
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])

@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` networks, one family a file. They know nothing of Lightning, Hydra or losses."""

@@ -1,0 +1,100 @@
+"""Building the pieces from a composed config and running a training job. ``train.py`` is a thin wrapper."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .config import validate
+from .data import GANDataModule
+from .errors import UserError
+from .module import PLAYERS, GANModule
+
+log = logging.getLogger(__name__)
+
+
+def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
+    """The GANModule for ``cfg``: the model family built for the data's shape, optimizers from ``cfg.optim``."""
+    data_info = {
+        "shape": list(datamodule.shape),
+        "num_classes": datamodule.num_classes,
+        "class_names": list(datamodule.class_names) if datamodule.class_names else None,
+        "bounded": bool(datamodule.bounded),
+    }
+    family = build_family(
+        OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.loss, resolve=True), data_info
+    )
+    return GANModule(
+        family,
+        optimizer={player: instantiate(cfg.optim[player]) for player in PLAYERS},
+        n_critic=cfg.optim.n_critic,
+        scheduler={player: instantiate(s) for player, s in cfg.optim.get("scheduler", {}).items()},
+        **OmegaConf.to_container(cfg.module, resolve=True),
+        config={
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+            "data": data_info,
+            "ema_decay": cfg.module.ema_decay,
+        },
+    )
+
+
+def build_family(model_cfg: dict, loss_cfg: dict, data_info: dict):
+    """The family from plain config dicts (as stored in checkpoints) and the data's description."""
+    return instantiate(
+        model_cfg,
+        loss=instantiate(loss_cfg),
+        data_shape=tuple(data_info["shape"]),
+        num_classes=data_info.get("num_classes"),
+        bounded=data_info.get("bounded", True),
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one run described by ``cfg``; returns where its outputs are and how far it got.
+
+    W&B state and environment variables that loggers set are restored afterwards, so that the next job of a
+    multirun (same process) starts clean.
+    """
+    validate(cfg)
+    environ = dict(os.environ)
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule: GANDataModule = instantiate(cfg.data)
+        module = build_module(cfg, datamodule)
+        loggers = [instantiate(c) for c in cfg.get("logger", {}).values() if c]
+        callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
+            callbacks=callbacks,
+        )
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        ckpt_path = cfg.get("ckpt_path")
+        if ckpt_path and not Path(ckpt_path).is_file():
+            raise UserError(f"ckpt_path: no such checkpoint file: {ckpt_path}")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        last = output_dir / "checkpoints" / "last.ckpt"
+        trainer.save_checkpoint(last, weights_only=False)
+        return {"iteration": module.iteration, "global_step": trainer.global_step, "output_dir": str(output_dir),
+                "last_checkpoint": str(last)}
+    finally:
+        _finish_wandb()
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        wandb.finish()
