@@ -5,11 +5,12 @@ from omegaconf import DictConfig
 
 from gan_lightning.cli import report_user_errors
 from gan_lightning.entry import run
-from gan_lightning.sampling import generate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    from gan_lightning.sampling import generate  # torch loads after the config checks
+
     result = report_user_errors(
         generate, cfg.ckpt, n=cfg.n, out=cfg.out, seed=cfg.seed, batch_size=cfg.batch_size, use_ema=cfg.use_ema,
         device=cfg.device,

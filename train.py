@@ -5,11 +5,12 @@ from omegaconf import DictConfig
 
 from gan_lightning.cli import report_user_errors
 from gan_lightning.entry import run
-from gan_lightning.training import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from gan_lightning.training import train  # torch and Lightning load after the config checks
+
     report_user_errors(train, cfg)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -14,6 +15,10 @@ from torchvision.io import write_png
 from torchvision.utils import make_grid
 
 log = logging.getLogger(__name__)
+
+# ModelCheckpoint warns that under manual optimization a checkpoint holds the state after the step: that is what
+# resuming needs, so the warning is noise here.
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 
 
 def to_uint8_grid(images: Tensor, nrow: int = 8) -> Tensor:

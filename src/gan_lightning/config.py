@@ -93,15 +93,21 @@ def check_overrides(overrides: Iterable[str], conf_dir: Path = CONF_DIR) -> None
 def validate(cfg: DictConfig) -> None:
     """Raise ``UserError`` on the first value that breaks a rule or a ``_target_`` outside the allowed modules."""
     for key, ok, description in RULES:
-        if OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=False) == "__absent__":
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        if not isinstance(parent, DictConfig) or leaf not in parent.keys():  # (`in` hides ??? values)
             continue
+        if OmegaConf.is_missing(parent, leaf):
+            raise UserError(f"{key} is required: add {key}=... to the command line")
         try:
-            value = OmegaConf.select(cfg, key, throw_on_missing=True)
-        except Exception as e:  # missing mandatory value (???) or a broken interpolation
+            value = parent[leaf]
+        except Exception as e:  # a broken interpolation
             raise UserError(f"{key}: {one_line(str(e))}") from None
         if isinstance(value, (DictConfig, ListConfig)) or not ok(value):
             raise UserError(f"{key} must be {description}; got {value!r}")
-    check_targets({k: v for k, v in cfg.items() if k != "hydra"})  # Hydra's own plugins are Hydra's business
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("hydra", None)  # Hydra's own plugins are Hydra's business
+    check_targets(container)
 
 
 def check_targets(cfg: Any, path: str = "") -> None:

@@ -149,6 +149,7 @@ class GANModule(pl.LightningModule):
             metrics = {f"train/{k}": float(v) for k, v in values.items()}
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=self.iteration)
+                logger.save()
         self.log_dict({"loss_d": values["loss_d"], "loss_g": values["loss_g"]}, prog_bar=True, logger=False)
 
     def _schedulers(self) -> list:

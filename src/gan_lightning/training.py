@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,14 +47,20 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
 
 
 def build_family(model_cfg: dict, loss_cfg: dict, data_info: dict):
-    """The family from plain config dicts (as stored in checkpoints) and the data's description."""
-    return instantiate(
-        model_cfg,
-        loss=instantiate(loss_cfg),
-        data_shape=tuple(data_info["shape"]),
-        num_classes=data_info.get("num_classes"),
-        bounded=data_info.get("bounded", True),
-    )
+    """The family from plain config dicts (as stored in checkpoints) and the data's description. A model that
+    can't be built for the data (DCGAN on 2-D points, say) is a ``UserError``."""
+    try:
+        return instantiate(
+            model_cfg,
+            loss=instantiate(loss_cfg),
+            data_shape=tuple(data_info["shape"]),
+            num_classes=data_info.get("num_classes"),
+            bounded=data_info.get("bounded", True),
+        )
+    except InstantiationException as e:
+        if isinstance(e.__cause__, ValueError):
+            raise UserError(f"model: {e.__cause__}") from None
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -14,6 +14,13 @@ from torch import Tensor, nn
 from .common import norm_2d
 
 
+def _image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"DCGAN needs square images (C, H, W); the data has shape {tuple(shape)}: "
+                         "use model=fcgan for other data")
+    return tuple(shape)
+
+
 def _plan(size: int) -> tuple[int, int]:
     """(base, doublings) with size == base * 2**doublings, base >= 4 as small as possible: 28 -> (7, 2),
     32 -> (4, 3), 64 -> (4, 4)."""
@@ -41,9 +48,7 @@ def init_weights(module: nn.Module) -> None:
 class Generator(nn.Module):
     def __init__(self, latent_dim: int, out_shape: Sequence[int], ngf: int = 64, norm: str = "batch", bounded: bool = True):
         super().__init__()
-        channels, height, width = out_shape
-        if height != width:
-            raise ValueError(f"DCGAN makes square images; got {height}x{width}")
+        channels, height, _ = _image_shape(out_shape)
         self.latent_dim = latent_dim
         base, doublings = _plan(height)
         widths = [ngf * 2 ** i for i in reversed(range(doublings))]  # e.g. 64px: 8ngf, 4ngf, 2ngf, ngf
@@ -67,9 +72,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, in_shape: Sequence[int], ndf: int = 64, norm: str = "batch"):
         super().__init__()
-        channels, height, width = in_shape
-        if height != width:
-            raise ValueError(f"DCGAN takes square images; got {height}x{width}")
+        channels, height, _ = _image_shape(in_shape)
         base, doublings = _plan(height)
         widths = [ndf * 2 ** i for i in range(doublings)]  # e.g. 64px: ndf, 2ndf, 4ndf, 8ndf
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]

@@ -1,0 +1,108 @@
+"""Config composition for every option, and one-line errors for bad input on the command line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gan_lightning.config import CONF_DIR, group_options, validate
+from gan_lightning.errors import UserError
+from gan_lightning.training import build_module
+
+from .conftest import compose_cfg, run_cli
+
+GROUPS = ["model", "data", "loss", "optim", "trainer", "logger", "callbacks", "experiment"]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
+def test_every_option_composes_and_validates(tmp_path, group, option):
+    extra = ["data.path=/some/images"] if option == "image_folder" else []
+    cfg = compose_cfg([f"{group}={option}", *extra], tmp_path)
+    assert cfg.hydra.runtime.choices[group] == option
+    validate(cfg)
+
+
+def test_loss_choice_brings_its_paper_recipe(tmp_path):
+    cfg = compose_cfg(["loss=wgan_gp"], tmp_path)
+    assert (cfg.optim.n_critic, cfg.optim.generator.lr, list(cfg.optim.generator.betas)) == (5, 1e-4, [0.0, 0.9])
+    assert cfg.model.discriminator.norm == "layer"
+    cfg = compose_cfg(["loss=wgan"], tmp_path)
+    assert (cfg.optim.n_critic, cfg.optim.discriminator._target_) == (5, "torch.optim.RMSprop")
+    cfg = compose_cfg(["loss=wgan", "optim=adam"], tmp_path)  # the command line wins
+    assert cfg.optim.n_critic == 1
+    assert compose_cfg([], tmp_path).optim.n_critic == 1
+
+
+@pytest.mark.parametrize("model", group_options("model"))
+@pytest.mark.parametrize("data,shape", [
+    ("fashion_mnist", (1, 28, 28)),
+    ("cifar10", (3, 32, 32)),
+    ("mnist data.image_size=64", (1, 64, 64)),
+    ("cifar10 data.channels=1 data.image_size=32", (1, 32, 32)),
+])
+def test_models_build_for_each_image_shape_without_reading_data(tmp_path, model, data, shape):
+    name, *extra = data.split()
+    cfg = compose_cfg([f"model={model}", f"data={name}", *extra], tmp_path)
+    datamodule = instantiate(cfg.data)
+    assert datamodule.shape == shape
+    module = build_module(cfg, datamodule)
+    inputs = module.family.sample_inputs(3)
+    assert module.generate(inputs).shape == (3, *shape)
+    assert module.family.discriminator(torch.zeros(3, *shape)).shape == (3,)
+
+
+def test_dcgan_on_points_is_a_user_error(tmp_path):
+    cfg = compose_cfg(["model=dcgan", "data=gaussian_mixture"], tmp_path)
+    with pytest.raises(UserError, match="use model=fcgan"):
+        build_module(cfg, instantiate(cfg.data))
+
+
+def assert_one_line_error(proc, *needles):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["model=nope"], ["unknown model 'nope'", "valid options: dcgan, fcgan"]),
+    (["-m", "loss=hinge,nope"], ["unknown loss 'nope'", "non_saturating", "wgan_gp"]),
+    (["data=imagenet"], ["unknown data 'imagenet'", "fashion_mnist"]),
+    (["data.batch_size=-4"], ["data.batch_size must be a positive integer; got -4"]),
+    (["data.batch_size=abc"], ["data.batch_size must be a positive integer; got 'abc'"]),
+    (["model.latent_dim=0"], ["model.latent_dim must be a positive integer; got 0"]),
+    (["optim.generator.lr=-0.001"], ["optim.generator.lr must be a positive number"]),
+    (["module.ema_decay=1.5"], ["module.ema_decay must be a number in [0, 1)"]),
+    (["data.batch_sz=3"], ["data.batch_sz"]),
+    (["model._target_=os.system"], ["refusing to instantiate 'os.system'"]),
+    (["ckpt_path=/no/such.ckpt"], ["no such checkpoint file"]),
+])
+def test_bad_command_lines_fail_with_one_line(tmp_path, args, needles):
+    run_dir = tmp_path / "run"
+    proc = run_cli("train.py", *args, f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                   "logger=none", "trainer=cpu")
+    assert_one_line_error(proc, *needles)
+    if args[0] != "ckpt_path=/no/such.ckpt":  # caught before Hydra starts: nothing written
+        assert not run_dir.exists() and not (tmp_path / "sweep").exists()
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    proc = run_cli("train.py", "data=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false",
+                   f"hydra.run.dir={tmp_path / 'run'}", "logger=none", "trainer=cpu")
+    assert_one_line_error(proc, "data.root")
+
+
+def test_generate_rejects_a_foreign_file(tmp_path):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint" * 10)
+    proc = run_cli("generate.py", f"ckpt={junk}", f"out={tmp_path / 's.npz'}")
+    assert_one_line_error(proc, "not a readable checkpoint")
+    torch.save({"state_dict": {}}, junk)
+    proc = run_cli("generate.py", f"ckpt={junk}", f"out={tmp_path / 's.npz'}")
+    assert_one_line_error(proc, "not a gan_lightning checkpoint")
+    assert not (tmp_path / "s.npz").exists()
+    proc = run_cli("generate.py", f"out={tmp_path / 's.npz'}")
+    assert_one_line_error(proc, "ckpt")
