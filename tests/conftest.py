@@ -8,12 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from gan_lightning.config import CONF_DIR
+from gan_lightning.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -26,17 +23,7 @@ TINY = {
 
 
 def compose_cfg(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
-    """The config ``train.py`` would build for ``overrides``, set up to run here: CPU, no progress bar, outputs
-    in ``output_dir``. ``${hydra:...}`` interpolations resolve as in a real run."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.runtime.cwd = str(ROOT)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_config(overrides, output_dir, config_name, cwd=ROOT)
 
 
 @pytest.fixture
@@ -54,8 +41,7 @@ def make_cfg(tmp_path, fmnist_root):
             base += [f"data.root={fmnist_root}", "data.subset=256"]
         return compose_cfg(base + TINY.get(model, []) + overrides, output_dir or tmp_path / "run")
 
-    yield _make
-    GlobalHydra.instance().clear()
+    return _make
 
 
 @pytest.fixture(scope="session")

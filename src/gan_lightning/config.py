@@ -62,6 +62,29 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 ]
 
 
+def compose_config(overrides: list[str], output_dir: str | Path, config_name: str = "train",
+                   cwd: str | Path | None = None) -> DictConfig:
+    """The config ``train.py`` would build for ``overrides``, outside a Hydra job (tests, benchmarks, notebooks):
+    ``${hydra:...}`` interpolations resolve as in a real run, with outputs in ``output_dir``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.runtime.cwd = str(cwd or CONF_DIR.parent)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 

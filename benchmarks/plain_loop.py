@@ -1,0 +1,107 @@
+"""A plain hand-written PyTorch DCGAN loop: the yardstick for the package's overhead and its default recipe.
+
+Same networks (gan_lightning.networks.dcgan), same algorithm as the package's default (one discriminator step on a
+fresh real batch, one generator step with fresh noise, non-saturating loss on logits, Adam, generator EMA), no
+Lightning, no Hydra, no logging.
+
+    python benchmarks/plain_loop.py --minutes 5 --out docs/img/plain_loop_5min.png   # the time-to-quality yardstick
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from gan_lightning.data import TorchvisionDataModule
+from gan_lightning.networks.dcgan import Discriminator, Generator
+
+
+class PlainDCGAN:
+    def __init__(self, images_u8: torch.Tensor, batch_size=64, ngf=64, ndf=64, latent_dim=100, lr=2e-4,
+                 betas=(0.5, 0.999), ema_decay: float | None = 0.999, device="cpu", seed=0):
+        torch.manual_seed(seed)
+        self.images, self.batch_size, self.latent_dim, self.device = images_u8, batch_size, latent_dim, device
+        shape = tuple(images_u8.shape[1:])
+        self.G = Generator(latent_dim, shape, ngf=ngf).to(device)
+        self.D = Discriminator(shape, ndf=ndf).to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if ema_decay else None
+        self.ema_decay = ema_decay
+        self.iteration = 0
+        self._perm = torch.randperm(len(images_u8))
+        self._pos = 0
+
+    def real_batch(self) -> torch.Tensor:
+        if self._pos + self.batch_size > len(self._perm):
+            self._perm, self._pos = torch.randperm(len(self.images)), 0
+        idx = self._perm[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return self.images[idx].to(self.device).float().div_(127.5).sub_(1)
+
+    def step(self) -> None:
+        real = self.real_batch()
+        z = torch.randn(len(real), self.latent_dim, device=self.device)
+        with torch.no_grad():
+            fake = self.G(z)
+        loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake)).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        self.D.requires_grad_(False)
+        z = torch.randn(len(real), self.latent_dim, device=self.device)
+        loss_g = F.softplus(-self.D(self.G(z))).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+
+        self.iteration += 1
+        if self.G_ema is not None:
+            beta = min(self.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - beta)
+                for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                    b_ema.copy_(b)
+
+
+def fashion_mnist_train_u8(root: str = "data") -> torch.Tensor:
+    dm = TorchvisionDataModule("fashion_mnist", root=root)
+    dm.prepare_data()
+    return dm.load_split("train")[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-ema", action="store_true", help="the textbook loop: samples from G itself")
+    parser.add_argument("--out", default="plain_loop.png")
+    parser.add_argument("--save", default=None, help="also save the generator's samples as .npz (uint8 images)")
+    args = parser.parse_args()
+
+    loop = PlainDCGAN(fashion_mnist_train_u8(), batch_size=args.batch_size, ngf=args.ngf, ndf=args.ngf,
+                      ema_decay=None if args.no_ema else 0.999)
+    end = time.perf_counter() + args.minutes * 60
+    while time.perf_counter() < end:
+        loop.step()
+    from torchvision.utils import save_image
+
+    net = loop.G_ema if loop.G_ema is not None else loop.G  # the textbook loop samples G in train mode
+    with torch.no_grad():
+        samples = net(torch.randn(64, loop.latent_dim, generator=torch.Generator().manual_seed(1234)))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_image(samples, args.out, nrow=8, normalize=True, value_range=(-1, 1))
+    epochs = loop.iteration * args.batch_size / len(loop.images)
+    print(f"{loop.iteration} iterations ({epochs:.2f} epochs) in {args.minutes} min; grid: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
