@@ -111,8 +111,9 @@ class SampleGrid(pl.Callback):
 
 
 class IterationCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` with its interval in generator iterations (``every_n_iterations``) and the iteration
-    available to ``filename`` templates as ``{iteration}``."""
+    """``ModelCheckpoint`` with its interval in generator iterations (``every_n_iterations``), the iteration
+    available to ``filename`` templates as ``{iteration}``, and ``last.ckpt`` always written at the end of training
+    (by the training processes themselves, so also under spawned DDP)."""
 
     def __init__(self, every_n_iterations: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -124,6 +125,10 @@ class IterationCheckpoint(ModelCheckpoint):
             # Each iteration is exactly n_critic + 1 optimizer steps, so the step interval is exact.
             self._every_n_train_steps = pl_module.optimizer_steps(self.every_n_iterations)
             self._every_n_epochs = 0
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self.dirpath and self._last_global_step_saved != trainer.global_step:
+            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
 
     def _monitor_candidates(self, trainer) -> dict[str, Tensor]:
         candidates = super()._monitor_candidates(trainer)

@@ -6,3 +6,7 @@ class UserError(Exception):
 
     Entry points print ``error: <message>`` on stderr and exit with status 2.
     """
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; training stopped before the bad step touched weights or checkpoints."""

@@ -13,6 +13,7 @@ loss is computed.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from .errors import TrainingDiverged
 from .families import GANFamily, StepContext, StepResult
 
 PLAYERS = GANFamily.PLAYERS  # ("generator", "discriminator"): optimizer 0 is the generator's
@@ -37,6 +39,9 @@ class GANModule(pl.LightningModule):
         ema_warmup: use ``min(decay, (1 + i) / (10 + i))`` at iteration ``i`` so early averages forget the init.
         grad_clip: clip each player's gradient norm to this value (after unscaling under 16-mixed); ``None``: off.
         log_every_n_iterations: how often losses, D outputs, gradient norms and learning rates are logged.
+        stop_on_nonfinite: stop with ``TrainingDiverged`` when a loss is NaN or infinite, before its step is
+            taken (so weights and checkpoints stay good). Under 16-mixed the GradScaler handles such steps itself
+            (it skips them and lowers its scale), so the check is left to it there.
         config: plain dict saved in checkpoints so that ``generate.py`` can rebuild the family.
     """
 
@@ -50,6 +55,7 @@ class GANModule(pl.LightningModule):
         ema_warmup: bool = True,
         grad_clip: float | None = None,
         log_every_n_iterations: int = 10,
+        stop_on_nonfinite: bool = True,
         config: dict | None = None,
     ):
         super().__init__()
@@ -62,12 +68,14 @@ class GANModule(pl.LightningModule):
         self.ema_warmup = ema_warmup
         self.grad_clip = grad_clip
         self.log_every_n_iterations = max(1, int(log_every_n_iterations))
+        self.stop_on_nonfinite = stop_on_nonfinite
         self.config = config or {}
         self.generator_ema = copy.deepcopy(family.generator).requires_grad_(False) if self.ema_decay else None
         self.iteration = 0  # generator iterations completed
         self._d_steps = 0  # discriminator steps since the last generator step
         self._player_of: dict[int, str] = {}  # id(torch optimizer) -> player
         self._grad_norms: dict[str, Tensor] = {}
+        self._rng_restored = False
 
     # --- step units ------------------------------------------------------------------------------------------
     @property
@@ -96,14 +104,14 @@ class GANModule(pl.LightningModule):
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         ctx = StepContext(iteration=self.iteration, scaler=scaler)
 
-        d_result = self._optimize(opt_d, self.family.discriminator_step, batch, ctx)
+        d_result = self._optimize(opt_d, "discriminator", self.family.discriminator_step, batch, ctx)
         self.family.after_discriminator_step()
         self._d_steps += 1
         if self._d_steps < self.n_critic:
             return
         self._d_steps = 0
 
-        g_result = self._optimize(opt_g, self.family.generator_step, batch, ctx)
+        g_result = self._optimize(opt_g, "generator", self.family.generator_step, batch, ctx)
         self.iteration += 1
         self._update_ema()
         for sched in self._schedulers():
@@ -111,13 +119,25 @@ class GANModule(pl.LightningModule):
         if self._logging_now():
             self._log_iteration(d_result, g_result, opt_g, opt_d)
 
-    def _optimize(self, optimizer, step_fn, batch, ctx: StepContext) -> StepResult:
+    def _optimize(self, optimizer, player: str, step_fn, batch, ctx: StepContext) -> StepResult:
         with self.toggled_optimizer(optimizer):
             result = step_fn(batch, ctx)
+            if self.stop_on_nonfinite and ctx.scaler is None:
+                self._check_finite(player, result.loss)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(result.loss)
             optimizer.step()
         return result
+
+    def _check_finite(self, player: str, loss: Tensor) -> None:
+        # The decision is shared by all ranks, so that under DDP they stop together instead of deadlocking.
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss.detach())), all=True)
+        if not finite:
+            raise TrainingDiverged(
+                f"training diverged: the {player} loss is {loss.item()} at iteration {self.iteration + 1}; "
+                "the weights and checkpoints from before this step are untouched: resume from the last checkpoint "
+                "with a lower learning rate (optim.*.lr), gradient clipping (module.grad_clip) or another loss"
+            )
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # Called by Lightning inside optimizer.step(), after the GradScaler has unscaled the gradients, so the
@@ -188,16 +208,28 @@ class GANModule(pl.LightningModule):
         finally:
             net.train(was_training)
 
-    # --- checkpoints -----------------------------------------------------------------------------------------
+    # --- randomness and checkpoints ----------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        # seed_everything gives every rank the same seed; the ranks must draw different noise (reproducibly).
+        if self.trainer.world_size > 1 and not self._rng_restored:
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            torch.manual_seed(seed + 1_000_003 * self.global_rank)
+
+    def _rng_states(self) -> dict[str, list[Tensor]]:
+        """This process's RNG states, gathered from every rank (called on all ranks when saving)."""
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.trainer is None or self.trainer.world_size == 1:
+            return {k: [v] for k, v in states.items()}
+        return {k: list(self.all_gather(v.to(self.device)).cpu().unbind(0)) for k, v in states.items()}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["gan_lightning"] = {
             "iteration": self.iteration,
             "d_steps": self._d_steps,
             "config": self.config,
-            "rng": rng,
+            "rng": self._rng_states(),  # one state per rank
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -205,7 +237,9 @@ class GANModule(pl.LightningModule):
         self.iteration = int(state.get("iteration", 0))
         self._d_steps = int(state.get("d_steps", 0))
         rng = state.get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        rank = self.global_rank
+        if rng.get("torch"):
+            torch.set_rng_state(rng["torch"][rank % len(rng["torch"])].cpu())
+            self._rng_restored = True
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"][rank % len(rng["cuda"])].cpu(), self.device)

@@ -10,7 +10,8 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .config import validate
 from .data import GANDataModule
@@ -78,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         module = build_module(cfg, datamodule)
         loggers = [instantiate(c) for c in cfg.get("logger", {}).values() if c]
         callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+        _spawn_in_sweeps(cfg)
         trainer: pl.Trainer = instantiate(
             cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
             callbacks=callbacks,
@@ -88,14 +90,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if ckpt_path and not Path(ckpt_path).is_file():
             raise UserError(f"ckpt_path: no such checkpoint file: {ckpt_path}")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        last = output_dir / "checkpoints" / "last.ckpt"
-        trainer.save_checkpoint(last, weights_only=False)
-        return {"iteration": module.iteration, "global_step": trainer.global_step, "output_dir": str(output_dir),
-                "last_checkpoint": str(last)}
+        return _outcome(output_dir)
     finally:
         _finish_wandb()
         os.environ.clear()
         os.environ.update(environ)
+
+
+def _outcome(output_dir: Path) -> dict[str, Any]:
+    """Where the run's outputs are and how far it got, read from its last checkpoint (which the training
+    processes wrote: under spawned DDP this process's module is not the one that trained)."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    result: dict[str, Any] = {"output_dir": str(output_dir), "last_checkpoint": None}
+    if last.is_file():
+        ckpt = torch.load(last, map_location="cpu", weights_only=True)
+        result.update(last_checkpoint=str(last), iteration=ckpt["gan_lightning"]["iteration"],
+                      global_step=ckpt["global_step"])
+    return result
+
+
+def _spawn_in_sweeps(cfg: DictConfig) -> None:
+    """Lightning's default DDP launcher re-runs the command line in each process: under a Hydra multirun that
+    relaunches the whole sweep. Use the spawn launcher there instead."""
+    strategy = cfg.trainer.get("strategy")
+    if not (isinstance(strategy, str) and strategy.startswith("ddp") and not strategy.startswith("ddp_spawn")):
+        return
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        multirun = False
+    if multirun:
+        spawn = strategy.replace("ddp", "ddp_spawn", 1)
+        log.info("multirun: using trainer.strategy=%s instead of %s (no relaunch of the sweep)", spawn, strategy)
+        with open_dict(cfg):
+            cfg.trainer.strategy = spawn
 
 
 def _finish_wandb() -> None:
