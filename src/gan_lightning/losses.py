@@ -162,7 +162,7 @@ def gradient_penalty(
     cannot underflow in float16, and divided by the scale before the norm: PyTorch's AMP recipe for gradient
     penalties. ``kwargs`` (class labels, say) are passed on to the discriminator.
     """
-    real, fake = real.detach(), fake.detach()
+    real, fake = real.detach(), fake.detach().to(real.dtype)  # under autocast G's output may be half precision
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     x_hat = torch.lerp(real, fake, alpha).requires_grad_(True)
     out = discriminator(x_hat, **kwargs)

@@ -113,6 +113,7 @@ class GANModule(pl.LightningModule):
 
         g_result = self._optimize(opt_g, "generator", self.family.generator_step, batch, ctx)
         self.iteration += 1
+        self._average_buffers_across_ranks()
         self._update_ema()
         for sched in self._schedulers():
             sched.step()
@@ -177,6 +178,17 @@ class GANModule(pl.LightningModule):
         if scheds is None:
             return []
         return scheds if isinstance(scheds, list) else [scheds]
+
+    @torch.no_grad()
+    def _average_buffers_across_ranks(self) -> None:
+        """Under DDP each rank updates its BatchNorm running statistics from its own batches; average them once
+        per iteration so that every rank (and the EMA copy, checkpoints and samples) holds the same values."""
+        if self.trainer.world_size == 1:
+            return
+        buffers = [b for b in self.family.buffers() if b.is_floating_point()]
+        if buffers:
+            flat = self.trainer.strategy.reduce(torch.cat([b.flatten() for b in buffers]), reduce_op="mean")
+            torch._foreach_copy_(buffers, [c.view_as(b) for c, b in zip(flat.split([b.numel() for b in buffers]), buffers)])
 
     # --- EMA -------------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -64,8 +64,9 @@ def build_family(model_cfg: dict, loss_cfg: dict, data_info: dict):
         raise
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one run described by ``cfg``; returns where its outputs are and how far it got.
+def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
+    """Train one run described by ``cfg`` (plus any extra ``callbacks``); returns where its outputs are and how
+    far it got.
 
     W&B state and environment variables that loggers set are restored afterwards, so that the next job of a
     multirun (same process) starts clean.
@@ -78,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule: GANDataModule = instantiate(cfg.data)
         module = build_module(cfg, datamodule)
         loggers = [instantiate(c) for c in cfg.get("logger", {}).values() if c]
-        callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+        callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + list(callbacks or [])
         _spawn_in_sweeps(cfg)
         trainer: pl.Trainer = instantiate(
             cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
