@@ -120,3 +120,32 @@ def test_nonfinite_loss_stops_before_the_step_and_keeps_the_checkpoint(make_cfg,
     last = read_checkpoint(ckpt_dir / "last.ckpt")
     assert last["gan_lightning"]["iteration"] == 2
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+def test_slurm_launcher_config_matches_the_trainer(tmp_path):
+    from .conftest import compose_cfg
+
+    cfg = compose_cfg(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], tmp_path)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+
+
+@pytest.mark.parametrize("launcher,expected", [("basic", "ddp_spawn_find_unused_parameters_true"),
+                                               ("slurm", "ddp_find_unused_parameters_true")])
+def test_local_sweeps_spawn_instead_of_relaunching(tmp_path, launcher, expected):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict
+
+    from gan_lightning.training import _spawn_in_sweeps
+
+    from .conftest import compose_cfg
+
+    cfg = compose_cfg(["trainer=ddp", f"hydra/launcher={launcher}"], tmp_path)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    HydraConfig.instance().set_config(cfg)
+    _spawn_in_sweeps(cfg)
+    assert cfg.trainer.strategy == expected

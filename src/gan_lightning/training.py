@@ -111,8 +111,9 @@ def _outcome(output_dir: Path) -> dict[str, Any]:
 
 
 def _spawn_in_sweeps(cfg: DictConfig) -> None:
-    """Lightning's default DDP launcher re-runs the command line in each process: under a Hydra multirun that
-    relaunches the whole sweep. Use the spawn launcher there instead."""
+    """Lightning's default DDP launcher re-runs the command line in each process: under a local Hydra multirun
+    that relaunches the whole sweep. Use the spawn launcher there instead. (Under the SLURM launcher the processes
+    are SLURM's tasks and Lightning launches nothing.)"""
     strategy = cfg.trainer.get("strategy")
     if not (isinstance(strategy, str) and strategy.startswith("ddp") and not strategy.startswith("ddp_spawn")):
         return
@@ -120,10 +121,11 @@ def _spawn_in_sweeps(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        hc = HydraConfig.get()
+        local_multirun = hc.mode == RunMode.MULTIRUN and hc.launcher._target_.endswith("BasicLauncher")
     except ValueError:
-        multirun = False
-    if multirun:
+        local_multirun = False
+    if local_multirun:
         spawn = strategy.replace("ddp", "ddp_spawn", 1)
         log.info("multirun: using trainer.strategy=%s instead of %s (no relaunch of the sweep)", spawn, strategy)
         with open_dict(cfg):
