@@ -9,9 +9,9 @@ from gan_lightning.entry import run
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from gan_lightning.training import train  # torch and Lightning load after the config checks
+    from gan_lightning.training import run_job  # torch and Lightning load after the config checks
 
-    report_user_errors(train, cfg)
+    report_user_errors(run_job, cfg)
 
 
 if __name__ == "__main__":

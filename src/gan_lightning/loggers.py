@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,21 +25,52 @@ def wandb_credentials_found() -> bool:
         return False
 
 
-def default_group() -> str:
-    """The sweep's directory name in a Hydra multirun, else the experiment's name, else ``default``."""
+def _hydra():
+    """(HydraConfig, is multirun), or (None, False) outside a Hydra job."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         hc = HydraConfig.get()
     except (ImportError, ValueError):
+        return None, False
+    return hc, hc.mode == RunMode.MULTIRUN
+
+
+def default_group() -> str:
+    """The sweep's directory name in a Hydra multirun, else the experiment's name, else ``default``."""
+    hc, multirun = _hydra()
+    if hc is None:
         return "default"
-    if hc.mode == RunMode.MULTIRUN:
+    if multirun:
         return Path(hc.sweep.dir).name
     return hc.runtime.choices.get("experiment") or "default"
 
 
-def wandb_logger(offline: bool | None = None, group: str | None = None, **kwargs) -> WandbLogger:
+def swept_keys(argv: list[str]) -> set[str]:
+    """The keys a command line sweeps over (``loss=a,b`` or ``seed=range(3)``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    except Exception:  # noqa: BLE001 - not a Hydra command line (e.g. a remote launcher's process)
+        return set()
+    return {o.get_key_element() for o in overrides if o.is_sweep_override()}
+
+
+def run_name(name: str | None) -> str | None:
+    """In a multirun, a job is named after its swept values (``loss=hinge,seed=2``) so that the runs of one sweep
+    can be told apart in the dashboard; otherwise ``name`` (model-loss-data-seed)."""
+    hc, multirun = _hydra()
+    if not multirun:
+        return name
+    swept = swept_keys(sys.argv[1:])
+    values = sorted(o for o in hc.overrides.task if o.split("=", 1)[0] in swept)
+    return ",".join(values) or hc.job.override_dirname or name
+
+
+def wandb_logger(offline: bool | None = None, group: str | None = None, name: str | None = None,
+                 **kwargs) -> WandbLogger:
     """A ``WandbLogger`` that runs offline when no credentials are found (``offline=None``) instead of prompting.
 
     Offline runs are written to ``<save_dir>/wandb/offline-run-*`` and can be uploaded with ``wandb sync``.
@@ -47,4 +79,4 @@ def wandb_logger(offline: bool | None = None, group: str | None = None, **kwargs
         offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_credentials_found()
         if offline:
             log.info("W&B: no credentials found, logging offline; upload later with `wandb sync`.")
-    return WandbLogger(offline=offline, group=group or default_group(), **kwargs)
+    return WandbLogger(offline=offline, group=group or default_group(), name=run_name(name), **kwargs)

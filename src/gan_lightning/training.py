@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,33 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         os.environ.update(environ)
 
 
+def run_job(cfg: DictConfig) -> dict[str, Any] | None:
+    """``train(cfg)`` as a Hydra job. In a multirun a failing job does not stop the sweep: its error is logged,
+    its traceback written to ``<job dir>/error.txt``, and the next job starts (with W&B and the environment
+    reset by ``train``)."""
+    if not _in_multirun():
+        return train(cfg)
+    try:
+        return train(cfg)
+    except Exception as e:  # noqa: BLE001 - any failure of one job
+        output_dir = Path(cfg.paths.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "error.txt").write_text(traceback.format_exc())
+        log.error("job failed, the sweep goes on: %s: %s (traceback in %s)", type(e).__name__, e,
+                  output_dir / "error.txt")
+        return None
+
+
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
 def _outcome(output_dir: Path) -> dict[str, Any]:
     """Where the run's outputs are and how far it got, read from its last checkpoint (which the training
     processes wrote: under spawned DDP this process's module is not the one that trained)."""
@@ -117,15 +145,11 @@ def _spawn_in_sweeps(cfg: DictConfig) -> None:
     strategy = cfg.trainer.get("strategy")
     if not (isinstance(strategy, str) and strategy.startswith("ddp") and not strategy.startswith("ddp_spawn")):
         return
-    try:
+    if _in_multirun():
         from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
 
-        hc = HydraConfig.get()
-        local_multirun = hc.mode == RunMode.MULTIRUN and hc.launcher._target_.endswith("BasicLauncher")
-    except ValueError:
-        local_multirun = False
-    if local_multirun:
+        if not HydraConfig.get().launcher._target_.endswith("BasicLauncher"):
+            return
         spawn = strategy.replace("ddp", "ddp_spawn", 1)
         log.info("multirun: using trainer.strategy=%s instead of %s (no relaunch of the sweep)", spawn, strategy)
         with open_dict(cfg):
