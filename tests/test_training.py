@@ -27,7 +27,8 @@ LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
 def read_metrics(run_dir: Path) -> dict[str, list[float]]:
     """The CSV logger's columns, without empty cells."""
     columns: dict[str, list[float]] = {}
-    with open(run_dir / "csv" / "metrics.csv") as f:
+    latest = max((run_dir / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    with open(latest / "metrics.csv") as f:
         for row in csv.DictReader(f):
             for key, value in row.items():
                 if value != "":
@@ -122,6 +123,17 @@ def test_resume_continues_exactly(make_cfg, tmp_path):
     # Same data order, noise, optimizer and EMA state: the same weights as an uninterrupted run.
     for key, value in a["state_dict"].items():
         assert torch.allclose(value.float(), b["state_dict"][key].float(), atol=1e-6), key
+
+
+def test_ckpt_path_last_resumes_an_interrupted_command(make_cfg, tmp_path):
+    run_dir = tmp_path / "fixed-run-dir"
+    common = ["model=fcgan", "ckpt_path=last", "callbacks.samples.every_n_iterations=0"]
+    first = train(make_cfg(*common, "max_iterations=2", output_dir=run_dir))  # nothing to resume: a fresh start
+    assert first["iteration"] == 2
+    second = train(make_cfg(*common, "max_iterations=4", output_dir=run_dir))
+    assert second["iteration"] == 4
+    assert read_metrics(run_dir)["train/iteration"] == [3.0, 4.0]  # continued, in a new csv version
+    assert len(list((run_dir / "csv").glob("version_*/metrics.csv"))) == 2  # the first run's log is kept
 
 
 def test_checkpoints_every_n_iterations_and_last(make_cfg):

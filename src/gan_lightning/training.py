@@ -88,15 +88,29 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         )
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        ckpt_path = cfg.get("ckpt_path")
-        if ckpt_path and not Path(ckpt_path).is_file():
-            raise UserError(f"ckpt_path: no such checkpoint file: {ckpt_path}")
+        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         return _outcome(output_dir)
     finally:
         _finish_wandb()
         os.environ.clear()
         os.environ.update(environ)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``ckpt_path=last``: this run directory's ``checkpoints/last.ckpt`` if there is one, else a fresh start, so
+    that re-running an interrupted command with a fixed ``hydra.run.dir`` continues it. Any other value must be a
+    checkpoint file."""
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            log.info("resuming from %s", last)
+            return str(last)
+        log.info("ckpt_path=last: no checkpoint in %s yet, starting from scratch", last.parent)
+        return None
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise UserError(f"ckpt_path: no such checkpoint file: {ckpt_path} (or use ckpt_path=last)")
+    return ckpt_path
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
