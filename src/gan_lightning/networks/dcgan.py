@@ -70,6 +70,10 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
+    """``features(x)``: the flattened base x base map of the last convolution (``feature_dim`` values); ``head``:
+    a linear layer to one logit (the same as the paper's base x base convolution). Conditional and auxiliary heads
+    attach to the features."""
+
     def __init__(self, in_shape: Sequence[int], ndf: int = 64, norm: str = "batch"):
         super().__init__()
         channels, height, _ = _image_shape(in_shape)
@@ -78,9 +82,14 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm_2d(norm, c_out), nn.LeakyReLU(0.2, True)]
-        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))
-        self.net = nn.Sequential(*layers)
+        layers.append(nn.Flatten())
+        self.trunk = nn.Sequential(*layers)
+        self.feature_dim = widths[-1] * base * base
+        self.head = nn.Linear(self.feature_dim, 1)
         init_weights(self)
 
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(-1)
+        return self.head(self.features(x)).view(-1)

@@ -39,7 +39,10 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """data -> hidden layers (Linear, norm, LeakyReLU) -> one logit per sample."""
+    """data -> hidden layers (Linear, norm, LeakyReLU) -> one logit per sample.
+
+    ``features(x)`` is the trunk's output (``feature_dim`` values per sample) that ``head`` scores; conditional
+    and auxiliary heads (projection, ACGAN, InfoGAN) attach to it."""
 
     def __init__(self, in_shape: Sequence[int], hidden: Sequence[int] = (512, 256), norm: str = "none"):
         super().__init__()
@@ -48,8 +51,12 @@ class Discriminator(nn.Module):
         for i, h in enumerate(hidden):
             layers += [nn.Linear(width, h), norm_1d(norm if i > 0 else "none", h), nn.LeakyReLU(0.2, inplace=True)]
             width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.trunk = nn.Sequential(*layers)
+        self.feature_dim = width
+        self.head = nn.Linear(width, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(-1)
+        return self.head(self.features(x)).view(-1)
