@@ -85,14 +85,14 @@ def test_bad_command_lines_fail_with_one_line(tmp_path, args, needles):
     proc = run_cli("train.py", *args, f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
                    "logger=none", "trainer=cpu")
     assert_one_line_error(proc, *needles)
-    if args[0] != "ckpt_path=/no/such.ckpt":  # caught before Hydra starts: nothing written
-        assert not run_dir.exists() and not (tmp_path / "sweep").exists()
+    assert not run_dir.exists() and not (tmp_path / "sweep").exists()  # nothing written
 
 
 def test_missing_data_says_how_to_get_it(tmp_path):
     proc = run_cli("train.py", "data=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false",
                    f"hydra.run.dir={tmp_path / 'run'}", "logger=none", "trainer=cpu")
     assert_one_line_error(proc, "data.root")
+    assert not (tmp_path / "run").exists()  # the rejected run leaves no directory behind
 
 
 def test_generate_rejects_a_foreign_file(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.io import write_png
@@ -134,3 +134,14 @@ class IterationCheckpoint(ModelCheckpoint):
         candidates = super()._monitor_candidates(trainer)
         candidates["iteration"] = torch.tensor(trainer.lightning_module.iteration)
         return candidates
+
+
+class GANProgressBar(RichProgressBar):
+    """Rich progress bar with the generator iteration beside the losses. (Runs are bounded by iterations, not
+    epochs, so the epoch count is shown without a total.)"""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return f"Epoch {current_epoch}"
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        return {"iteration": pl_module.iteration, **super().get_metrics(trainer, pl_module)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -69,9 +70,29 @@ def run_name(name: str | None) -> str | None:
     return ",".join(values) or hc.job.override_dirname or name
 
 
+def wandb_unavailable(timeout: float = 5.0) -> str | None:
+    """Why an online W&B run can't start (server unreachable, key rejected), or None when it can."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    host = url.hostname or "api.wandb.ai"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"server {host}:{port} unreachable ({e.strerror or type(e).__name__})"
+    try:
+        import wandb
+
+        if not wandb.login(key=os.environ.get("WANDB_API_KEY") or None, verify=True, relogin=False):
+            return "login failed"
+    except Exception as e:  # noqa: BLE001 - wandb raises various errors for a bad key
+        return f"login failed ({type(e).__name__})"
+    return None
+
+
 def wandb_logger(offline: bool | None = None, group: str | None = None, name: str | None = None,
                  **kwargs) -> WandbLogger:
-    """A ``WandbLogger`` that runs offline when no credentials are found (``offline=None``) instead of prompting.
+    """A ``WandbLogger`` that runs offline when no credentials are found (``offline=None``) instead of prompting,
+    and when the server is unreachable or rejects the key (one warning), instead of failing.
 
     Offline runs are written to ``<save_dir>/wandb/offline-run-*`` and can be uploaded with ``wandb sync``.
     """
@@ -79,4 +100,7 @@ def wandb_logger(offline: bool | None = None, group: str | None = None, name: st
         offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_credentials_found()
         if offline:
             log.info("W&B: no credentials found, logging offline; upload later with `wandb sync`.")
+    if not offline and (reason := wandb_unavailable()):
+        log.warning("W&B %s: logging offline instead; upload later with `wandb sync`", reason)
+        offline = True
     return WandbLogger(offline=offline, group=group or default_group(), name=run_name(name), **kwargs)

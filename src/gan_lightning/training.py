@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import traceback
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .checkpoints import read_checkpoint
 from .config import validate
 from .data import GANDataModule
 from .errors import UserError
@@ -42,6 +44,7 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
         config={
             "model": OmegaConf.to_container(cfg.model, resolve=True),
             "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+            "optim": {player: cfg.optim[player]._target_ for player in PLAYERS},
             "data": data_info,
             "ema_decay": cfg.module.ema_decay,
         },
@@ -89,6 +92,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+        if ckpt_path:
+            check_resumable(ckpt_path, module.config)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         return _outcome(output_dir)
     finally:
@@ -113,12 +118,36 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return ckpt_path
 
 
+def check_resumable(ckpt_path: str, config: dict) -> None:
+    """A ``UserError`` unless the checkpoint is a readable gan_lightning checkpoint of the same networks, data
+    shape and optimizers as this run (anything else would fail deep inside Lightning, or silently misload)."""
+    stored = read_checkpoint(ckpt_path)["gan_lightning"]["config"]
+    keys = ("model", "optim")
+    differing = _differences({k: stored.get(k) for k in keys}, {k: config[k] for k in keys})
+    if stored["data"]["shape"] != config["data"]["shape"]:
+        differing.insert(0, f"data shape {stored['data']['shape']} vs {config['data']['shape']}")
+    if differing:
+        raise UserError(f"ckpt_path: {ckpt_path} was trained with other settings ({'; '.join(differing[:3])}); "
+                        "resume with the settings it was trained with")
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b))
+                for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else k)]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     """``train(cfg)`` as a Hydra job. In a multirun a failing job does not stop the sweep: its error is logged,
     its traceback written to ``<job dir>/error.txt``, and the next job starts (with W&B and the environment
     reset by ``train``)."""
     if not _in_multirun():
-        return train(cfg)
+        try:
+            return train(cfg)
+        except UserError:
+            _remove_if_only_hydra_files(Path(cfg.paths.output_dir))  # a rejected run leaves nothing behind
+            raise
     try:
         return train(cfg)
     except Exception as e:  # noqa: BLE001 - any failure of one job
@@ -128,6 +157,11 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
         log.error("job failed, the sweep goes on: %s: %s (traceback in %s)", type(e).__name__, e,
                   output_dir / "error.txt")
         return None
+
+
+def _remove_if_only_hydra_files(output_dir: Path) -> None:
+    if output_dir.is_dir() and {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(output_dir)
 
 
 def _in_multirun() -> bool:
