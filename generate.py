@@ -1,4 +1,4 @@
-"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz`."""
+"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz [label=K]`."""
 
 import hydra
 from omegaconf import DictConfig
@@ -13,9 +13,10 @@ def main(cfg: DictConfig) -> None:
 
     result = report_user_errors(
         generate, cfg.ckpt, n=cfg.n, out=cfg.out, seed=cfg.seed, batch_size=cfg.batch_size, use_ema=cfg.use_ema,
-        device=cfg.device,
+        device=cfg.device, label=cfg.get("label"),
     )
-    print(f"wrote {result['n']} samples from iteration {result['iteration']} to {result['out']} "
+    of_class = "" if result["label"] is None else f" of class {result['label']}"
+    print(f"wrote {result['n']} samples{of_class} from iteration {result['iteration']} to {result['out']} "
           f"(grid: {result['grid']})")
 
 

@@ -19,6 +19,9 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TINY = {
     "dcgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16"],
     "fcgan": ["model.generator.hidden=[64,64]", "model.discriminator.hidden=[64,64]", "model.latent_dim=16"],
+    "cgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"],
+    "acgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"],
+    "infogan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.q_hidden=16"],
 }
 
 

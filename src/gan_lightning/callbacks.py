@@ -14,6 +14,8 @@ from torch import Tensor
 from torchvision.io import write_png
 from torchvision.utils import make_grid
 
+from .families import GridInputs
+
 log = logging.getLogger(__name__)
 
 # ModelCheckpoint warns that under manual optimization a checkpoint holds the state after the step: that is what
@@ -54,8 +56,9 @@ class SampleGrid(pl.Callback):
     """Every ``every_n_iterations`` (and at the end of training), draw samples from a fixed input batch with the
     EMA generator and save them as ``<dirpath>/iter_XXXXXXX.png`` and to the loggers that take images (W&B).
 
-    For 2-D data the picture is a scatter plot of ``n_points`` samples, and when the datamodule can score samples
-    (``datamodule.score``, the Gaussian mixtures) its scores are logged under ``metrics/``.
+    What is drawn and how it is laid out is the family's ``grid_inputs``: ``n_images`` samples ``nrow`` a row by
+    default, one row per class for conditional models (the class names in the W&B caption), latent traversals for
+    InfoGAN. For 2-D data the picture is a scatter plot of ``n_points`` samples.
     """
 
     def __init__(self, dirpath: str, every_n_iterations: int = 500, n_images: int = 64, nrow: int = 8,
@@ -66,15 +69,17 @@ class SampleGrid(pl.Callback):
         self.nrow = nrow
         self.n_points = n_points
         self.seed = seed
-        self._inputs: dict[str, Tensor] | None = None
+        self._grid: GridInputs | None = None
         self._last_iteration = -1
 
-    def _fixed_inputs(self, pl_module) -> dict[str, Tensor]:
-        if self._inputs is None:
+    def _fixed_grid(self, trainer, pl_module) -> GridInputs:
+        if self._grid is None:
             n = self.n_points if len(pl_module.family.data_shape) == 1 else self.n_images
             gen = torch.Generator().manual_seed(self.seed)
-            self._inputs = pl_module.family.sample_inputs(n, generator=gen)
-        return {k: v.to(pl_module.device) for k, v in self._inputs.items()}
+            class_names = getattr(getattr(trainer, "datamodule", None), "class_names", None) \
+                or pl_module.config.get("data", {}).get("class_names")
+            self._grid = pl_module.family.grid_inputs(n, self.nrow, generator=gen, class_names=class_names)
+        return self._grid
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = pl_module.iteration
@@ -87,27 +92,25 @@ class SampleGrid(pl.Callback):
 
     def sample(self, trainer, pl_module) -> None:
         self._last_iteration = pl_module.iteration
-        samples = pl_module.generate(self._fixed_inputs(pl_module))
+        grid = self._fixed_grid(trainer, pl_module)
+        samples = pl_module.generate({k: v.to(pl_module.device) for k, v in grid.inputs.items()})
         datamodule = getattr(trainer, "datamodule", None)
-        self._save(trainer, pl_module, samples, datamodule)
+        self._save(trainer, pl_module, samples, datamodule, grid)
 
     @rank_zero_only
-    def _save(self, trainer, pl_module, samples: Tensor, datamodule) -> None:
-        if samples.dim() == 2 and hasattr(datamodule, "score"):
-            scores = {f"metrics/{k}": float(v) for k, v in datamodule.score(samples).items()}
-            for logger in trainer.loggers:
-                logger.log_metrics(scores, step=pl_module.iteration)
+    def _save(self, trainer, pl_module, samples: Tensor, datamodule, grid: GridInputs) -> None:
         if samples.dim() == 2:
             image = render_points(samples, getattr(datamodule, "modes", None))
         else:
-            image = to_uint8_grid(samples, self.nrow)
+            image = to_uint8_grid(samples, grid.nrow)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"iter_{pl_module.iteration:07d}.png"
         write_png(image, str(path))
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
-                logger.log_image(key="samples", images=[image.permute(1, 2, 0).numpy()],
-                                 caption=[f"iteration {pl_module.iteration}"], step=pl_module.iteration)
+                caption = f"iteration {pl_module.iteration}" + (f": {grid.caption}" if grid.caption else "")
+                logger.log_image(key="samples", images=[image.permute(1, 2, 0).numpy()], caption=[caption],
+                                 step=pl_module.iteration)
 
 
 class IterationCheckpoint(ModelCheckpoint):

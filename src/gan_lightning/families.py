@@ -9,7 +9,8 @@ model. It declares:
   values worth logging;
 - ``after_discriminator_step()``: a constraint after each discriminator update (weight clipping);
 - ``generator``: the module whose weights the EMA tracks, and ``sample_inputs`` / ``generate``: how to draw
-  samples from it (a fixed noise batch for grids, labels for conditional models).
+  samples from it (a fixed noise batch for grids, labels for conditional models);
+- ``grid_inputs``: the inputs of the sample grids and their layout (one row per class, latent traversals).
 
 New families (conditional, InfoGAN, CycleGAN, Pix2Pix, SRGAN, StyleGAN) subclass ``GANFamily``; the schedule does
 not change. See docs/architecture.md.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -49,10 +50,20 @@ class StepResult:
     logs: dict[str, Tensor] = field(default_factory=dict)
 
 
+class GridInputs(NamedTuple):
+    """What a sample grid draws: the generator's inputs, images per row, and a caption (or None) saying what the
+    rows and columns are."""
+
+    inputs: dict[str, Tensor]
+    nrow: int
+    caption: str | None = None
+
+
 class GANFamily(nn.Module):
     """Base class of the GAN families. Subclasses set ``self.generator`` and ``self.discriminator``."""
 
     PLAYERS = ("generator", "discriminator")
+    conditional = False  # True: generate() follows class labels, and sample_inputs takes ``labels=``
 
     def __init__(self, loss: GANLoss, data_shape: Sequence[int], num_classes: int | None = None):
         super().__init__()
@@ -83,6 +94,13 @@ class GANFamily(nn.Module):
 
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         raise NotImplementedError
+
+    def grid_inputs(self, n: int, nrow: int = 8, generator: torch.Generator | None = None,
+                    class_names: Sequence[str] | None = None) -> GridInputs:
+        """The fixed inputs of the sample grids and their layout. By default ``n`` draws of ``sample_inputs``,
+        ``nrow`` a row, no caption; conditional families lay out one row per class (named from ``class_names``),
+        InfoGAN its latent traversals."""
+        return GridInputs(self.sample_inputs(n, generator=generator), nrow)
 
 
 class GAN(GANFamily):

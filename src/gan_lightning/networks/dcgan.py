@@ -17,7 +17,7 @@ from .common import norm_2d
 def _image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"DCGAN needs square images (C, H, W); the data has shape {tuple(shape)}: "
-                         "use model=fcgan for other data")
+                         "use model=fcgan for other data (model/backbone=fcgan with cgan, acgan, infogan)")
     return tuple(shape)
 
 

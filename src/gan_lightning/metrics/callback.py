@@ -1,0 +1,234 @@
+"""Metrics during training, and the best checkpoint by FID."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Timer
+from torch import Tensor
+
+from ..callbacks import IterationCheckpoint
+from ..errors import UserError
+from .core import Evaluator
+from .setup import SPLITS, build_evaluator, feed, summary
+from .spaces import FEATURE_CHOICES
+
+log = logging.getLogger(__name__)
+
+
+class MetricsCallback(pl.Callback):
+    """Every ``every_n_iterations`` generator iterations and at the end of training, draw ``n_samples`` samples
+    from the EMA generator (a fixed noise batch, ``seed``) and score them: FID, KID, IS, precision/recall in each
+    feature space (``metrics/fid``, ... for Inception; ``metrics/fid_domain``, ... for the domain classifier),
+    class coverage (``metrics/classes_covered``, ``metrics/class_kl``); for 2-D mixtures, the data module's
+    ``score`` (``metrics/modes_covered``, ``metrics/high_quality_frac``, ``metrics/mode_kl``).
+
+    Values go to the loggers with the iteration as the step (rank 0) and to ``trainer.callback_metrics`` (for
+    checkpoint monitoring). The protocol (feature weights and their sha256, resize, reference split and size,
+    sample count, seed, library versions) is logged once as the run's ``metrics_protocol`` hyperparameter.
+
+    Under DDP each process generates its share of the samples; the features are gathered and every process
+    computes the same numbers. The networks and metric state live here, never in the LightningModule, so they
+    stay out of checkpoints.
+    """
+
+    def __init__(self, every_n_iterations: int = 2000, n_samples: int = 5000, n_reference: int | None = 10000,
+                 reference_split: str = "train", features: str = "auto", inception_weights: str | None = None,
+                 domain_weights: str | None = None, cache_dir: str | None = None, seed: int = 0,
+                 batch_size: int = 500, kid_subsets: int = 100):
+        self.every_n_iterations = every_n_iterations
+        self.n_samples = n_samples
+        self.options = dict(features=features, n_reference=n_reference, reference_split=reference_split,
+                            inception_weights=inception_weights, domain_weights=domain_weights, cache_dir=cache_dir,
+                            kid_subsets=kid_subsets)
+        self.seed = seed
+        self.batch_size = batch_size
+        self.evaluator: Evaluator | None = None
+        self.protocol: dict = {}
+        self.evaluated_iteration = -1
+        self.latest: dict[str, float] = {}
+        self.seconds: list[float] = []  # wall time of each evaluation (setup excluded)
+        self.setup_seconds = 0.0
+        self._inputs: dict[str, Tensor] | None = None
+        self._protocol_logged = False
+
+    # --- set-up ------------------------------------------------------------------------------------------------
+    def _check_options(self) -> None:
+        # Here rather than in __init__: Hydra would wrap a UserError raised while instantiating.
+        o = self.options
+        if self.every_n_iterations is None or self.every_n_iterations < 0:
+            raise UserError(f"metrics.every_n_iterations must be >= 0 (0: only at the end); got "
+                            f"{self.every_n_iterations}")
+        if self.n_samples is None or self.n_samples < 2:
+            raise UserError(f"metrics.n_samples must be at least 2; got {self.n_samples}")
+        if self.batch_size is None or self.batch_size < 1:
+            raise UserError(f"metrics.batch_size must be positive; got {self.batch_size}")
+        if o["features"] not in FEATURE_CHOICES:
+            raise UserError(f"metrics.features: unknown feature space {o['features']!r}; valid: "
+                            f"{', '.join(FEATURE_CHOICES)}")
+        if o["reference_split"] not in SPLITS:
+            raise UserError(f"metrics.reference_split must be one of {', '.join(SPLITS)}; got "
+                            f"{o['reference_split']!r}")
+        if o["n_reference"] is not None and o["n_reference"] < 2:
+            raise UserError(f"metrics.n_reference must be at least 2 or null; got {o['n_reference']}")
+        if o["kid_subsets"] is None or o["kid_subsets"] < 1:
+            raise UserError(f"metrics.kid_subsets must be positive; got {o['kid_subsets']}")
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit" or self.evaluator is not None:
+            return
+        self._check_options()
+        t0 = time.perf_counter()
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None:
+            if trainer.is_global_zero:
+                log.warning("metrics: no datamodule attached to the trainer: no metrics")
+            self.evaluator = Evaluator()
+            return
+        # Rank 0 first: it prints the one warning and fills the reference cache that the others then read. Its
+        # outcome is broadcast (which also waits for it), so that a failure there stops every rank, not just one.
+        error = None
+        if trainer.is_global_zero:
+            try:
+                self._build(datamodule, log.warning)
+            except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
+                error = e
+        failed = trainer.strategy.broadcast(error is not None, src=0)
+        if error is not None:
+            raise error
+        if failed:
+            raise UserError("metrics: setting up failed on rank 0 (see its error)")
+        if not trainer.is_global_zero:
+            self._build(datamodule, lambda message: None)
+        self.protocol["generated"] = {"n": self.n_samples, "seed": self.seed,
+                                      "generator": "EMA generator (module.generate, eval mode)",
+                                      "quantization": "uint8: round((x + 1) * 127.5), clamped (images)",
+                                      "every_n_iterations": self.every_n_iterations}
+        self.setup_seconds = time.perf_counter() - t0
+        if trainer.is_global_zero and self.evaluator.active:
+            log.info("metrics: set up in %.1f s (reference statistics included)", self.setup_seconds)
+
+    def _build(self, datamodule, warn) -> None:
+        self.evaluator, self.protocol = build_evaluator(datamodule, warn=warn, **self.options)
+
+    def fid_key(self) -> str | None:
+        """The logged name of the FID to select checkpoints by: Inception's where it is computed, else the
+        domain one; None when no FID is computed."""
+        if self.evaluator is None or not self.evaluator.spaces:
+            return None
+        return f"metrics/fid{self.evaluator.spaces[0].suffix}"
+
+    # --- when -------------------------------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.evaluator is None or not self.evaluator.active:
+            return
+        it = pl_module.iteration
+        if it == self.evaluated_iteration:
+            return
+        due = self.every_n_iterations > 0 and it > 0 and it % self.every_n_iterations == 0
+        if due or self._training_ends_now(trainer):
+            self.evaluate(trainer, pl_module, in_loop=True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Stopped some other way (interrupted, or time ran out between our check and the Timer's).
+        if self.evaluator is not None and self.evaluator.active and pl_module.iteration != self.evaluated_iteration:
+            self.evaluate(trainer, pl_module, in_loop=False)
+
+    @staticmethod
+    def _training_ends_now(trainer) -> bool:
+        """Is this the last batch? (max_iterations reached, a stop requested, or max_time used up: the Timer
+        callback runs after this one and decides the same way, on rank 0's clock.)"""
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            return True
+        if trainer.should_stop:
+            return True
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is None or timer.time_remaining() is None:
+            return False
+        return bool(trainer.strategy.broadcast(timer.time_remaining() <= 0, src=0))
+
+    # --- what -------------------------------------------------------------------------------------------------
+    def _fixed_inputs(self, pl_module) -> dict[str, Tensor]:
+        if self._inputs is None:
+            gen = torch.Generator().manual_seed(self.seed)
+            self._inputs = pl_module.family.sample_inputs(self.n_samples, generator=gen)
+        return self._inputs
+
+    def evaluate(self, trainer, pl_module, in_loop: bool = True) -> dict[str, float]:
+        """Generate this process's share of the samples, score all of them (every process), log (rank 0)."""
+        t0 = time.perf_counter()
+        it = pl_module.iteration
+        evaluator = self.evaluator.to(pl_module.device)
+        evaluator.reset()
+        inputs = self._fixed_inputs(pl_module)
+        rank, world = trainer.global_rank, trainer.world_size
+        lo, hi = rank * self.n_samples // world, (rank + 1) * self.n_samples // world
+        batches = ({k: v[s : min(s + self.batch_size, hi)] for k, v in inputs.items()}
+                   for s in range(lo, hi, self.batch_size))
+        feed(evaluator, pl_module, batches, pl_module.device)
+        values = evaluator.compute()
+        evaluator.reset()
+        self.latest, self.evaluated_iteration = values, it
+        metrics = {f"metrics/{k}": float(v) for k, v in values.items()}
+        if trainer.is_global_zero:
+            if not self._protocol_logged:
+                log.info("metrics: %s", summary(self.protocol))
+                for logger in trainer.loggers:
+                    logger.log_hyperparams({"metrics_protocol": self.protocol})
+                self._protocol_logged = True
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=it)
+                logger.save()
+        if in_loop:
+            pl_module.log_dict(metrics, logger=False, on_step=True, on_epoch=False, batch_size=1)
+        else:  # self.log is not allowed in on_train_end
+            trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        self.seconds.append(time.perf_counter() - t0)
+        if trainer.is_global_zero:
+            log.info("metrics at iteration %d (%.1f s): %s", it, self.seconds[-1],
+                     ", ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.endswith("_std")))
+        return values
+
+
+class BestCheckpoint(IterationCheckpoint):
+    """Keeps ``<dirpath>/best-iterXXXXXXX.ckpt`` (``checkpoints/best/`` in the default config): the checkpoint
+    with the lowest FID so far.
+
+    It saves only right after the ``MetricsCallback`` has evaluated (never on the batches in between, when the
+    monitored value is missing or stale). ``monitor=None`` takes the metrics callback's FID: ``metrics/fid``
+    (Inception) where it is computed, else ``metrics/fid_domain``; with no FID (2-D data, metrics off) it does
+    nothing.
+    """
+
+    def __init__(self, dirpath: str, monitor: str | None = None, mode: str = "min",
+                 filename: str = "best-iter{iteration:07.0f}", **kwargs):
+        super().__init__(dirpath=dirpath, monitor=monitor, mode=mode, filename=filename, save_top_k=1,
+                         save_last=False, every_n_train_steps=0, every_n_epochs=0, save_on_train_epoch_end=False,
+                         auto_insert_metric_name=False, **kwargs)
+        self._metrics: MetricsCallback | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._metrics = next((c for c in trainer.callbacks if isinstance(c, MetricsCallback)), None)
+        if self.monitor is None and self._metrics is not None:
+            self.monitor = self._metrics.fid_key()  # set before Lightning restores callback state (same key)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._save_if_evaluated(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save_if_evaluated(trainer, pl_module)
+
+    def _save_if_evaluated(self, trainer, pl_module) -> None:
+        m = self._metrics
+        if self.monitor is None or m is None or m.evaluated_iteration != pl_module.iteration:
+            return
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        candidates.update({f"metrics/{k}": torch.tensor(v) for k, v in m.latest.items()})
+        if self.monitor in candidates:
+            self._save_topk_checkpoint(trainer, candidates)

@@ -1,0 +1,129 @@
+"""Scoring a checkpoint (``evaluate.py``): every metric and the protocol that made it, printed and written as json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import load_module, read_checkpoint
+from ..config import check_targets
+from ..errors import UserError
+from .domain import sha256_file
+from .setup import build_evaluator, feed, summary
+
+log = logging.getLogger(__name__)
+
+
+def infer_data(data_info: dict, data_dir: str):
+    """The data module a checkpoint was trained on, from what the checkpoint stores: the data config itself when
+    the training stored it (``data.cfg``), else recognised from the class names and shape."""
+    from hydra.utils import instantiate
+
+    from ..data import _TORCHVISION, GaussianMixtureDataModule, TorchvisionDataModule
+
+    if isinstance(data_info.get("cfg"), dict):
+        check_targets(data_info["cfg"])
+        return instantiate(data_info["cfg"])
+    names = data_info.get("class_names") or []
+    shape = list(data_info.get("shape") or [])
+    for name, spec in _TORCHVISION.items():
+        if list(spec.classes) == list(names) and len(shape) == 3:
+            return TorchvisionDataModule(name, root=data_dir, image_size=shape[-1], channels=shape[0])
+    if shape == [2] and names and all(n == f"mode {i}" for i, n in enumerate(names)):
+        kind = {8: "ring", 25: "grid"}.get(len(names))
+        if kind:
+            return GaussianMixtureDataModule(kind=kind)
+    raise UserError("cannot tell which data the checkpoint was trained on: add data=NAME (and data.root=DIR or "
+                    "data.path=DIR) to the command line")
+
+
+def _fill_shape(data_cfg: dict, shape: list[int]) -> dict:
+    """A data config's unset image size and channels taken from the checkpoint's sample shape."""
+    data_cfg = dict(data_cfg)
+    if len(shape) == 3:
+        if "image_size" in data_cfg and data_cfg["image_size"] is None:
+            data_cfg["image_size"] = shape[-1]
+        if "channels" in data_cfg and data_cfg["channels"] is None:
+            data_cfg["channels"] = shape[0]
+    return data_cfg
+
+
+def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: dict | None = None,
+             data_dir: str = "data", seed: int = 0, batch_size: int = 500, device: str = "cpu",
+             use_ema: bool = True, features: str = "auto", n_reference: int | None = 10000,
+             reference_split: str = "train", inception_weights: str | None = None,
+             domain_weights: str | None = None, cache_dir: str | None = None, kid_subsets: int = 100) -> dict:
+    """Score ``n`` samples of the checkpoint's (EMA) generator. The samples are those ``generate.py`` writes
+    for the same ``seed`` and ``batch_size``. Returns ``{"metrics", "protocol", "checkpoint"}``."""
+    from hydra.utils import instantiate
+
+    if n < 2:
+        raise UserError(f"n must be at least 2; got {n}")
+    if batch_size < 1:
+        raise UserError(f"batch_size must be positive; got {batch_size}")
+    if out is not None and Path(out).suffix != ".json":
+        raise UserError(f"out must be a .json file (or null); got {out}")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+    module = load_module(ckpt).to(device)
+    ckpt_info = read_checkpoint(ckpt)["gan_lightning"]
+    data_info = module.config.get("data", {})
+    if data:
+        check_targets(data)
+        datamodule = instantiate(_fill_shape(data, list(data_info.get("shape") or [])))
+    else:
+        datamodule = infer_data(data_info, data_dir)
+    if list(datamodule.shape) != list(data_info.get("shape", datamodule.shape)):
+        raise UserError(f"the data's shape {list(datamodule.shape)} is not the generator's {data_info['shape']}: "
+                        "set data.image_size / data.channels to match")
+
+    evaluator, protocol = build_evaluator(datamodule, features=features, n_reference=n_reference,
+                                          reference_split=reference_split, inception_weights=inception_weights,
+                                          domain_weights=domain_weights, cache_dir=cache_dir,
+                                          kid_subsets=kid_subsets,
+                                          warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    if not evaluator.active:
+        raise UserError("nothing to evaluate: no feature space for this data (see the warning above)")
+    protocol["generated"] = {"n": n, "seed": seed, "batch_size": batch_size,
+                             "generator": "EMA generator" if use_ema else "raw generator (use_ema=false)",
+                             "noise": "family.sample_inputs per batch from one torch.Generator (as generate.py)",
+                             "quantization": "uint8: round((x + 1) * 127.5), clamped (images)"}
+    evaluator.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    batches = (module.family.sample_inputs(min(batch_size, n - start), generator=gen)
+               for start in range(0, n, batch_size))
+    feed(evaluator, module, batches, device, use_ema=use_ema)
+    metrics = evaluator.compute()
+    result = {
+        "metrics": metrics,
+        "protocol": protocol,
+        "checkpoint": {"path": str(ckpt), "iteration": int(ckpt_info.get("iteration", 0)),
+                       "sha256": sha256_file(ckpt)},
+    }
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def report(result: dict) -> str:
+    """The metrics as a table, each preceded by how they were made."""
+    p = result["protocol"]
+    lines = [f"checkpoint: {result['checkpoint']['path']} (iteration {result['checkpoint']['iteration']})",
+             f"protocol: {summary(p)}"]
+    for name, sp in p.get("feature_spaces", {}).items():
+        extra = f", test accuracy {sp['test_accuracy']}" if sp.get("test_accuracy") is not None else ""
+        lines.append(f"  {name}: {sp['network']}; weights {sp['weights']} (sha256 {sp['weights_sha256']}){extra}")
+    if "reference" in p:
+        r = p["reference"]
+        lines.append(f"  reference: {r['dataset']} {r['split']} split, {r['selection']}")
+    width = max(len(k) for k in result["metrics"])
+    for k, v in result["metrics"].items():
+        lines.append(f"{k:<{width}}  {v:.6g}")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""From a data module and the metric options to a ready ``Evaluator`` and the protocol that describes it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from ..sampling import to_uint8
+from .core import KID_SUBSETS, Evaluator, implementation, settings
+from .reference import reference_for, select
+from .spaces import resolve_spaces
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+REFERENCE_SEED = 0
+
+
+def is_points(datamodule) -> bool:
+    return len(tuple(datamodule.shape)) == 1
+
+
+def dataset_name(datamodule) -> str:
+    name = getattr(datamodule, "name", None)
+    if name:
+        return str(name)
+    import re
+
+    camel = type(datamodule).__name__.removesuffix("DataModule") or "data"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def reference_images(datamodule, split: str, n: int | None) -> tuple[Tensor, str]:
+    """uint8 reference images in the training shape and how they were chosen."""
+    if split not in SPLITS:
+        raise UserError(f"reference_split must be one of {', '.join(SPLITS)}; got {split!r}")
+    if hasattr(datamodule, "load_split"):
+        images, _ = datamodule.load_split(split)
+        images, _, how = select(images, None, n, seed=REFERENCE_SEED)
+        return images, f"{how} from the full {split} split (data.subset does not apply)"
+    if split != "train":
+        raise UserError(f"{type(datamodule).__name__} has no {split} split: use reference_split=train")
+    n = n or 10000
+    x = datamodule.real_samples(n, seed=REFERENCE_SEED)["x"]
+    return to_uint8(x), f"{n} drawn by the data module's real_samples (seed {REFERENCE_SEED}; with replacement " \
+                        "only if the data has fewer)"
+
+
+def build_evaluator(datamodule, *, features: str = "auto", n_reference: int | None = 10000,
+                    reference_split: str = "train", inception_weights: str | None = None,
+                    domain_weights: str | None = None, cache_dir: str | Path | None = None,
+                    kid_subsets: int = KID_SUBSETS,
+                    warn: Callable[[str], None] = log.warning) -> tuple[Evaluator, dict]:
+    """The evaluator for ``datamodule`` and the protocol (everything that decides the numbers but the generated
+    samples). For 2-D data with ``datamodule.score``: mode coverage instead of image metrics."""
+    if kid_subsets < 1:
+        raise UserError(f"kid_subsets must be positive; got {kid_subsets}")
+    if n_reference is not None and n_reference < 2:
+        raise UserError(f"n_reference must be at least 2 or null (the whole split); got {n_reference}")
+    protocol: dict = {"implementation": implementation()}
+    if is_points(datamodule):
+        if not hasattr(datamodule, "score"):
+            warn(f"metrics: {type(datamodule).__name__} has 2-D data but no score(): no metrics")
+            return Evaluator(), protocol
+        protocol["score"] = {
+            "data": dataset_name(datamodule) + (f" ({datamodule.kind}, std {datamodule.std})"
+                                                if hasattr(datamodule, "kind") else ""),
+            "method": "gan_lightning.data.mixture_metrics: high quality = within 3 std of the nearest mode; a mode "
+                      "is covered by >= max(1, round(0.2 N / modes)) high-quality samples; mode_kl = KL(high-"
+                      "quality mode histogram || uniform)",
+        }
+        return Evaluator(score_fn=datamodule.score), protocol
+
+    name = dataset_name(datamodule)
+    spaces = resolve_spaces(features, getattr(datamodule, "name", None), tuple(datamodule.shape),
+                            datamodule.num_classes, inception_weights, domain_weights, warn=warn)
+    if not spaces:
+        return Evaluator(), protocol
+    images, how = reference_images(datamodule, reference_split, n_reference)
+    references = [reference_for(space, images, dataset=name, split=reference_split, selection=how,
+                                cache_dir=cache_dir) for space in spaces]
+    first = references[0].meta
+    protocol["reference"] = {k: first[k] for k in ("dataset", "split", "n", "selection", "image_shape",
+                                                   "data_sha256")}
+    protocol["feature_spaces"] = {
+        space.name: {**space.protocol(), "reference_cache_key": ref.meta["cache_key"],
+                     "reference_from_cache": ref.cache_hit}
+        for space, ref in zip(spaces, references)
+    }
+    protocol["settings"] = settings(kid_subsets)
+    return Evaluator(spaces, references, kid_subsets=kid_subsets), protocol
+
+
+@torch.no_grad()
+def feed(evaluator: Evaluator, module, batches: Iterable[dict[str, Tensor]], device, use_ema: bool = True) -> int:
+    """Generate from each batch of inputs and add the samples (uint8 images or float points) to ``evaluator``."""
+    n = 0
+    for inputs in batches:
+        samples = module.generate({k: v.to(device) for k, v in inputs.items()}, use_ema=use_ema)
+        evaluator.update(samples if samples.dim() == 2 else to_uint8(samples))
+        n += len(samples)
+    return n
+
+
+def summary(protocol: dict) -> str:
+    """One line: feature spaces with weight hashes, reference, implementation."""
+    parts = []
+    for name, sp in protocol.get("feature_spaces", {}).items():
+        parts.append(f"{name} features (sha256 {sp['weights_sha256'][:12]}, resize: {sp['resize']})")
+    ref = protocol.get("reference")
+    if ref:
+        parts.append(f"reference {ref['dataset']} {ref['split']} n={ref['n']} (data sha256 {ref['data_sha256'][:12]})")
+    if "score" in protocol:
+        parts.append(f"mixture scores on {protocol['score']['data']}")
+    gen = protocol.get("generated")
+    if gen:
+        parts.append(f"{gen['n']} samples (seed {gen['seed']}, {gen['generator']})")
+    if "feature_spaces" in protocol:
+        parts.append(protocol["implementation"]["formulas"].split(" (")[0])
+    return "; ".join(parts)
