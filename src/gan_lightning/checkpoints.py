@@ -20,7 +20,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"no such checkpoint file: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as e:
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError, OSError) as e:
         raise UserError(f"{path} is not a readable checkpoint ({type(e).__name__}); is the file truncated?") from None
     if not isinstance(ckpt, dict) or "gan_lightning" not in ckpt or "state_dict" not in ckpt:
         raise UserError(f"{path} is not a gan_lightning checkpoint (no gan_lightning section)")
