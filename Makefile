@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
 
-.PHONY: install data train test bench clean
+.PHONY: install data train test bench report clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP) data
 
 bench: $(STAMP) data
 	$(PY) benchmarks/bench_step.py $(ARGS)
+
+# Compare a sweep's runs: `make report DIR=multirun/2026-01-31/12-00-00` writes report.png and report.md there.
+report: $(STAMP)
+	$(PY) report.py $(DIR) $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

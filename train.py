@@ -8,10 +8,10 @@ from gan_lightning.entry import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig):
     from gan_lightning.training import run_job  # torch and Lightning load after the config checks
 
-    report_user_errors(run_job, cfg)
+    return report_user_errors(run_job, cfg)  # a sweeper (hparams_search=...) reads the job's objective from here
 
 
 if __name__ == "__main__":

@@ -77,6 +77,9 @@ def assert_one_line_error(proc, *needles):
     (["optim.generator.lr=-0.001"], ["optim.generator.lr must be a positive number"]),
     (["module.ema_decay=1.5"], ["module.ema_decay must be a number in [0, 1)"]),
     (["data.batch_sz=3"], ["data.batch_sz"]),
+    (["model=cgan", "model.conditioning=film"], ["model.conditioning must be projection or concat; got 'film'"]),
+    (["model=infogan", "model.categorical_dim=1"], ["model.categorical_dim must be an integer >= 2; got 1"]),
+    (["model=acgan", "model.aux_weight=-1"], ["model.aux_weight must be a number >= 0; got -1"]),
     (["model._target_=os.system"], ["refusing to instantiate 'os.system'"]),
     (["ckpt_path=/no/such.ckpt"], ["no such checkpoint file"]),
 ])

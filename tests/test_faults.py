@@ -143,3 +143,56 @@ def test_unreachable_wandb_falls_back_to_offline_and_never_records_the_key(make_
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"the API key leaked into {path}"
+
+
+def _poison_generator_loss(monkeypatch, bad_calls):
+    """Make the generator loss NaN on the calls (1-based) in ``bad_calls``."""
+    from gan_lightning import losses
+
+    original, calls = losses.NonSaturating.generator_loss, {"n": 0}
+
+    def poisoned(self, fake):
+        calls["n"] += 1
+        loss = original(self, fake)
+        return loss * float("nan") if bad_calls(calls["n"]) else loss
+
+    monkeypatch.setattr(losses.NonSaturating, "generator_loss", poisoned)
+    return calls
+
+
+def test_divergence_rollback_goes_back_to_the_last_checkpoint_and_finishes(make_cfg, monkeypatch, caplog):
+    calls = _poison_generator_loss(monkeypatch, lambda n: n == 4)
+    cfg = make_cfg("model=fcgan", "max_iterations=6", "callbacks.checkpoint.every_n_iterations=2",
+                   "divergence.action=rollback")
+    with caplog.at_level(logging.WARNING, logger="gan_lightning.training"):
+        result = train(cfg)
+    assert result["iteration"] == 6  # finished despite the NaN at iteration 4
+    assert calls["n"] == 8  # iterations 1-4, then 3-6 again from the iteration-2 checkpoint
+    assert "rolling back to" in caplog.text and "iteration 4" in caplog.text
+    last = read_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+def test_divergence_rollback_gives_up_after_max_rollbacks(make_cfg, monkeypatch):
+    from gan_lightning.errors import TrainingDiverged
+
+    calls = _poison_generator_loss(monkeypatch, lambda n: n >= 3)  # diverges every time
+    cfg = make_cfg("model=fcgan", "max_iterations=6", "callbacks.checkpoint.every_n_iterations=1",
+                   "divergence.action=rollback", "divergence.max_rollbacks=2")
+    with pytest.raises(TrainingDiverged, match=r"at iteration 3.*after 2 rollbacks"):
+        train(cfg)
+    assert calls["n"] == 5  # the first NaN, then one per rollback
+    last = read_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert last["gan_lightning"]["iteration"] == 2
+
+
+def test_a_resumed_run_continues_its_wandb_run(make_cfg, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_cfg("model=fcgan", "max_iterations=2", "logger=wandb", "metrics=none")
+    first = train(cfg)
+    run_id = read_checkpoint(first["last_checkpoint"])["gan_lightning"]["wandb_run_id"]
+    assert run_id
+    resumed = train(make_cfg("model=fcgan", "max_iterations=4", "logger=wandb", "metrics=none", "ckpt_path=last"))
+    assert resumed["iteration"] == 4
+    runs = sorted((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)

@@ -56,6 +56,19 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("module.ema_decay", lambda v: v is None or (_num(v) and 0 <= v < 1), "a number in [0, 1) or null"),
     ("module.grad_clip", lambda v: v is None or (_num(v) and v > 0), "a positive number or null"),
     ("module.log_every_n_iterations", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("optimized_metric", lambda v: v is None or (isinstance(v, str) and v.startswith("metrics/")),
+     "null or a metric name such as metrics/fid_domain"),
+    ("divergence.action", lambda v: v in ("stop", "rollback"), "stop or rollback"),
+    ("divergence.max_rollbacks", lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    # conditional models and InfoGAN
+    ("model.embed_dim", lambda v: _int(v) and v > 0, "a positive integer"),
+    ("model.conditioning", lambda v: v in ("projection", "concat"), "projection or concat"),
+    ("model.aux_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
+    ("model.categorical_dim", lambda v: _int(v) and v > 1, "an integer >= 2"),
+    ("model.continuous_dim", lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    ("model.info_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
+    ("model.continuous_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
+    ("model.q_hidden", lambda v: _int(v) and v > 0, "a positive integer"),
     # generate.py
     ("ckpt", lambda v: isinstance(v, str) and v != "", "a checkpoint path"),
     ("n", lambda v: _int(v) and v > 0, "a positive integer"),
@@ -106,8 +119,8 @@ def check_overrides(overrides: Iterable[str], conf_dir: Path = CONF_DIR) -> None
         raise UserError(one_line(str(e))) from None
     for o in parsed:
         group = o.key_or_group
-        if o.is_delete() or group.startswith("hydra") or not (conf_dir / group).is_dir():
-            continue
+        if o.is_delete() or group.startswith("hydra") or not (conf_dir / group).is_dir() or o.is_interval_sweep():
+            continue  # (an interval, Optuna's continuous range, is not a list of choices)
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         for value in values:
             check_choice(group, None if value == "null" else value, conf_dir)
@@ -128,6 +141,10 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"{key}: {one_line(str(e))}") from None
         if isinstance(value, (DictConfig, ListConfig)) or not ok(value):
             raise UserError(f"{key} must be {description}; got {value!r}")
+    metric = cfg.get("optimized_metric")
+    if metric and not OmegaConf.select(cfg, "callbacks.metrics", default=None):
+        raise UserError(f"optimized_metric={metric} needs metrics during training: not with metrics=none or "
+                        "callbacks=none")
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)  # Hydra's own plugins are Hydra's business
     check_targets(container)

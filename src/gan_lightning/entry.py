@@ -31,7 +31,10 @@ def precheck(argv: list[str], config_name: str) -> None:
     first = []
     for o in OverridesParser.create().parse_overrides(overrides):
         if o.is_sweep_override() and not o.is_hydra_override():
-            value = next(iter(o.sweep_string_iterator()), None)
+            if o.is_interval_sweep():  # interval(a, b) for Optuna (hparams_search=...): check its start
+                value = o.value().start
+            else:
+                value = next(iter(o.sweep_string_iterator()), None)
             first.append(f"{o.get_key_element()}={value}")
         else:
             first.append(o.input_line)

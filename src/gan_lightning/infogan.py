@@ -57,7 +57,7 @@ class InfoGAN(GANFamily):
         bounded: bool = True,
         num_classes: int | None = None,
     ):
-        for name, value, low in (("categorical_dim", categorical_dim, 1), ("continuous_dim", continuous_dim, 0),
+        for name, value, low in (("categorical_dim", categorical_dim, 2), ("continuous_dim", continuous_dim, 0),
                                  ("q_hidden", q_hidden, 1)):
             if not _is_int(value) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")

@@ -231,6 +231,40 @@ def infogan_generated_code_accuracy(module, classify: ImageFn, n_per_code: int =
     return {"generated_code_accuracy": accuracy, "generated_code_to_class": mapping}
 
 
+# --- during training -----------------------------------------------------------------------------------------------
+def training_scores(module, datamodule, spaces: Sequence, n_samples: int, seed: int = 0,
+                    batch_size: int = 500) -> dict[str, float]:
+    """What the metrics callback adds for conditional models and InfoGAN, from about ``n_samples`` samples:
+    ``label_accuracy`` (and its worst label, ``label_accuracy_min``) for cgan / acgan, ``generated_code_accuracy``
+    for InfoGAN. The classifier is the feature space whose logits are the dataset's classes (the domain
+    classifier) or, on a labelled 2-D mixture, the nearest mode. Empty where there is no such classifier."""
+    from .infogan import InfoGAN
+
+    family = module.family
+    classify = _classifier(datamodule, spaces)
+    if classify is None:
+        return {}
+    common = dict(seed=seed, batch_size=batch_size)
+    if family.conditional:
+        scores = label_accuracy(module, classify, n_per_label=max(1, n_samples // family.num_classes), **common)
+        return {k: scores[k] for k in ("label_accuracy", "label_accuracy_min")}
+    if isinstance(family, InfoGAN):
+        scores = infogan_generated_code_accuracy(module, classify, n_per_code=max(1, n_samples // family.categorical_dim),
+                                                 num_classes=datamodule.num_classes, **common)
+        return {"generated_code_accuracy": scores["generated_code_accuracy"]}
+    return {}
+
+
+def _classifier(datamodule, spaces: Sequence) -> ImageFn | None:
+    space = next((s for s in spaces if s.classes), None)
+    if space is not None:
+        return lambda images: space.extract(to_uint8(images))[1]
+    modes = getattr(datamodule, "modes", None)
+    if isinstance(modes, Tensor) and getattr(datamodule, "num_classes", None) == len(modes):
+        return lambda points: -torch.cdist(points.float(), modes.to(points.device).float())
+    return None
+
+
 # --- the domain classifier -----------------------------------------------------------------------------------------
 class DomainScorer:
     """The project's domain classifier as ``classify`` (images -> logits) and ``features`` (images -> its 128-d

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
 import torch
 from torch import Tensor, nn
 
@@ -76,6 +77,7 @@ class GANModule(pl.LightningModule):
         self._player_of: dict[int, str] = {}  # id(torch optimizer) -> player
         self._grad_norms: dict[str, Tensor] = {}
         self._rng_restored = False
+        self.rollbacks = 0  # times training went back to the last checkpoint after diverging
 
     # --- step units ------------------------------------------------------------------------------------------
     @property
@@ -242,6 +244,7 @@ class GANModule(pl.LightningModule):
             "d_steps": self._d_steps,
             "config": self.config,
             "rng": self._rng_states(),  # one state per rank
+            "wandb_run_id": next((lg.version for lg in self.loggers if isinstance(lg, WandbLogger)), None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -253,5 +256,7 @@ class GANModule(pl.LightningModule):
         if rng.get("torch"):
             torch.set_rng_state(rng["torch"][rank % len(rng["torch"])].cpu())
             self._rng_restored = True
+        if self.rollbacks:  # back from a divergence: the same state, but other noise from here on
+            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.rollbacks)
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"][rank % len(rng["cuda"])].cpu(), self.device)

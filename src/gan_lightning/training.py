@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import traceback
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from .checkpoints import read_checkpoint
 from .config import validate
 from .data import GANDataModule
-from .errors import UserError
+from .errors import TrainingDiverged, UserError
 from .module import PLAYERS, GANModule
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
         "class_names": list(datamodule.class_names) if datamodule.class_names else None,
         "bounded": bool(datamodule.bounded),
     }
+    # The data config itself, so that evaluate.py finds the data a checkpoint was trained on without data=...
+    stored_data = {**data_info, "cfg": OmegaConf.to_container(cfg.data, resolve=True)}
     family = build_family(
         OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.loss, resolve=True), data_info
     )
@@ -45,10 +48,21 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
             "model": OmegaConf.to_container(cfg.model, resolve=True),
             "loss": OmegaConf.to_container(cfg.loss, resolve=True),
             "optim": {player: cfg.optim[player]._target_ for player in PLAYERS},
-            "data": data_info,
+            "data": stored_data,
             "ema_decay": cfg.module.ema_decay,
         },
     )
+
+
+def instantiate_or_user_error(node: Any) -> Any:
+    """``hydra.utils.instantiate``, re-raising a ``UserError`` from the constructor as itself (Hydra wraps every
+    constructor exception in an ``InstantiationException``, which would print a traceback)."""
+    try:
+        return instantiate(node)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
+        raise
 
 
 def build_family(model_cfg: dict, loss_cfg: dict, data_info: dict):
@@ -63,6 +77,8 @@ def build_family(model_cfg: dict, loss_cfg: dict, data_info: dict):
             bounded=data_info.get("bounded", True),
         )
     except InstantiationException as e:
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
         if isinstance(e.__cause__, ValueError):
             raise UserError(f"model: {e.__cause__}") from None
         raise
@@ -80,26 +96,54 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
     output_dir = Path(cfg.paths.output_dir)
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule: GANDataModule = instantiate(cfg.data)
+        datamodule: GANDataModule = instantiate_or_user_error(cfg.data)
         module = build_module(cfg, datamodule)
-        loggers = [instantiate(c) for c in cfg.get("logger", {}).values() if c]
-        callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c] + list(callbacks or [])
+        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+        stored = check_resumable(ckpt_path, module.config) if ckpt_path else {}
+        loggers = [_instantiate_logger(c, stored.get("wandb_run_id")) for c in cfg.get("logger", {}).values() if c]
+        callbacks = [instantiate_or_user_error(c) for c in cfg.get("callbacks", {}).values() if c] + list(callbacks or [])
         _spawn_in_sweeps(cfg)
-        trainer: pl.Trainer = instantiate(
-            cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
-            callbacks=callbacks,
-        )
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-        if ckpt_path:
-            check_resumable(ckpt_path, module.config)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        return _outcome(output_dir)
+        divergence = cfg.get("divergence") or {}
+        rollbacks = 0
+        while True:
+            trainer: pl.Trainer = instantiate(
+                cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
+                callbacks=callbacks,
+            )
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+                return _outcome(output_dir)
+            except TrainingDiverged as e:
+                if divergence.get("action", "stop") != "rollback":
+                    raise
+                ckpt_path = _rollback_point(e, output_dir, rollbacks, divergence.get("max_rollbacks", 3))
+                rollbacks += 1
+                module.rollbacks = rollbacks
     finally:
         _finish_wandb()
         os.environ.clear()
         os.environ.update(environ)
+
+
+def _instantiate_logger(node: DictConfig, wandb_run_id: str | None) -> Any:
+    """A logger from its config; a resumed run's W&B logger continues the checkpoint's W&B run."""
+    if wandb_run_id and str(node.get("_target_", "")).endswith("wandb_logger"):
+        return instantiate(node, id=wandb_run_id, resume="allow")
+    return instantiate(node)
+
+
+def _rollback_point(error: TrainingDiverged, output_dir: Path, done: int, limit: int) -> str:
+    """``divergence.action=rollback``: the checkpoint to go back to after ``error``, or ``error`` again (with the
+    reason) when there is none or the rollbacks are used up."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if done >= limit:
+        raise TrainingDiverged(f"{error} (after {done} rollbacks: divergence.max_rollbacks={limit})") from None
+    if not last.is_file():
+        raise TrainingDiverged(f"{error} (no checkpoint to roll back to yet)") from None
+    log.warning("%s; rolling back to %s with fresh noise (rollback %d of %d)", error, last, done + 1, limit)
+    return str(last)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
@@ -118,10 +162,12 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return ckpt_path
 
 
-def check_resumable(ckpt_path: str, config: dict) -> None:
+def check_resumable(ckpt_path: str, config: dict) -> dict:
     """A ``UserError`` unless the checkpoint is a readable gan_lightning checkpoint of the same networks, data
-    shape and optimizers as this run (anything else would fail deep inside Lightning, or silently misload)."""
-    stored = read_checkpoint(ckpt_path)["gan_lightning"]["config"]
+    shape and optimizers as this run (anything else would fail deep inside Lightning, or silently misload).
+    Returns the checkpoint's own record (iteration, config, W&B run id)."""
+    state = read_checkpoint(ckpt_path)["gan_lightning"]
+    stored = state["config"]
     keys = ("model", "optim")
     differing = _differences({k: stored.get(k) for k in keys}, {k: config[k] for k in keys})
     if stored["data"]["shape"] != config["data"]["shape"]:
@@ -129,6 +175,7 @@ def check_resumable(ckpt_path: str, config: dict) -> None:
     if differing:
         raise UserError(f"ckpt_path: {ckpt_path} was trained with other settings ({'; '.join(differing[:3])}); "
                         "resume with the settings it was trained with")
+    return state
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -138,25 +185,54 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
-def run_job(cfg: DictConfig) -> dict[str, Any] | None:
+def run_job(cfg: DictConfig) -> dict[str, Any] | float | None:
     """``train(cfg)`` as a Hydra job. In a multirun a failing job does not stop the sweep: its error is logged,
     its traceback written to ``<job dir>/error.txt``, and the next job starts (with W&B and the environment
-    reset by ``train``)."""
+    reset by ``train``).
+
+    With ``optimized_metric`` set (``hparams_search=...``) the job returns that metric's value at the end of
+    training, for the sweeper to optimise: read from the run's ``metrics.jsonl``, which the training processes
+    wrote (under spawned DDP this process's trainer is not the one that trained). A failed job then returns the
+    worst value (inf when minimising): Optuna 2 ends the whole study on NaN or on anything that isn't a number."""
+    metric = cfg.get("optimized_metric")
+    output_dir = Path(cfg.paths.output_dir)
     if not _in_multirun():
         try:
-            return train(cfg)
+            outcome = train(cfg)
         except UserError:
-            _remove_if_only_hydra_files(Path(cfg.paths.output_dir))  # a rejected run leaves nothing behind
+            _remove_if_only_hydra_files(output_dir)  # a rejected run leaves nothing behind
             raise
+        return _objective(output_dir, metric) if metric else outcome
     try:
-        return train(cfg)
+        outcome = train(cfg)
     except Exception as e:  # noqa: BLE001 - any failure of one job
-        output_dir = Path(cfg.paths.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "error.txt").write_text(traceback.format_exc())
         log.error("job failed, the sweep goes on: %s: %s (traceback in %s)", type(e).__name__, e,
                   output_dir / "error.txt")
-        return None
+        return _worst_value() if metric else None
+    return _objective(output_dir, metric) if metric else outcome
+
+
+def _objective(output_dir: Path, metric: str) -> float:
+    """The final value of ``metric`` (a ``UserError`` when the run didn't log it: the same for every trial)."""
+    from .report import final_metric
+
+    value = final_metric(output_dir, metric)
+    log.info("%s = %.6g at the end of training (the job's objective)", metric, value)
+    return _worst_value() if math.isnan(value) else value
+
+
+def _worst_value() -> float:
+    """What a failed trial returns: the worst possible value for the sweep's direction."""
+    direction = "minimize"
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        direction = HydraConfig.get().sweeper.get("direction", direction)
+    except ValueError:
+        pass
+    return -math.inf if "max" in str(getattr(direction, "name", direction)) else math.inf
 
 
 def _remove_if_only_hydra_files(output_dir: Path) -> None:

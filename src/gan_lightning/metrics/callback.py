@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -12,6 +14,7 @@ from torch import Tensor
 
 from ..callbacks import IterationCheckpoint
 from ..errors import UserError
+from ..metrics_conditional import training_scores
 from .core import Evaluator
 from .setup import SPLITS, build_evaluator, feed, summary
 from .spaces import FEATURE_CHOICES
@@ -26,9 +29,12 @@ class MetricsCallback(pl.Callback):
     class coverage (``metrics/classes_covered``, ``metrics/class_kl``); for 2-D mixtures, the data module's
     ``score`` (``metrics/modes_covered``, ``metrics/high_quality_frac``, ``metrics/mode_kl``).
 
-    Values go to the loggers with the iteration as the step (rank 0) and to ``trainer.callback_metrics`` (for
-    checkpoint monitoring). The protocol (feature weights and their sha256, resize, reference split and size,
-    sample count, seed, library versions) is logged once as the run's ``metrics_protocol`` hyperparameter.
+    Values go to the loggers with the iteration as the step (rank 0), to ``trainer.callback_metrics`` (for
+    checkpoint monitoring) and, one JSON line per evaluation, to ``<trainer.default_root_dir>/metrics.jsonl``
+    (rank 0; ``{"iteration": N, "metrics/...": value, ...}``; a resumed run appends, so a reader keeps the last
+    line of each iteration: ``gan_lightning.report.read_metrics``). The protocol (feature weights and their
+    sha256, resize, reference split and size, sample count, seed, library versions) is logged once as the run's
+    ``metrics_protocol`` hyperparameter.
 
     Under DDP each process generates its share of the samples; the features are gathered and every process
     computes the same numbers. The networks and metric state live here, never in the LightningModule, so they
@@ -121,6 +127,16 @@ class MetricsCallback(pl.Callback):
             return None
         return f"metrics/fid{self.evaluator.spaces[0].suffix}"
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # A fresh start in a directory that holds an earlier run's history: keep that history, but aside, so that
+        # this run's metrics.jsonl is its own (a resumed run, iteration > 0, appends to its file).
+        root = getattr(trainer, "default_root_dir", None)
+        path = Path(root) / "metrics.jsonl" if root else None
+        if trainer.is_global_zero and pl_module.iteration == 0 and path is not None and path.is_file():
+            aside = path.with_name(f"metrics.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+            path.rename(aside)
+            log.info("metrics: a fresh run; the earlier history is now %s", aside)
+
     # --- when -------------------------------------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.evaluator is None or not self.evaluator.active:
@@ -171,6 +187,8 @@ class MetricsCallback(pl.Callback):
         feed(evaluator, pl_module, batches, pl_module.device)
         values = evaluator.compute()
         evaluator.reset()
+        values.update(training_scores(pl_module, trainer.datamodule, evaluator.spaces, self.n_samples,
+                                      seed=self.seed, batch_size=self.batch_size))
         self.latest, self.evaluated_iteration = values, it
         metrics = {f"metrics/{k}": float(v) for k, v in values.items()}
         if trainer.is_global_zero:
@@ -182,6 +200,7 @@ class MetricsCallback(pl.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=it)
                 logger.save()
+            self._append_history(trainer, it, metrics)
         if in_loop:
             pl_module.log_dict(metrics, logger=False, on_step=True, on_epoch=False, batch_size=1)
         else:  # self.log is not allowed in on_train_end
@@ -191,6 +210,17 @@ class MetricsCallback(pl.Callback):
             log.info("metrics at iteration %d (%.1f s): %s", it, self.seconds[-1],
                      ", ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.endswith("_std")))
         return values
+
+    @staticmethod
+    def _append_history(trainer, iteration: int, metrics: dict[str, float]) -> None:
+        """One line of ``metrics.jsonl`` in the run directory: what ``report.py`` and the sweeps' objective read."""
+        root = getattr(trainer, "default_root_dir", None)  # (None: a stand-in for the Trainer, in tests)
+        if root is None:
+            return
+        path = Path(root) / "metrics.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps({"iteration": iteration, **metrics}) + "\n")
 
 
 class BestCheckpoint(IterationCheckpoint):
