@@ -71,10 +71,25 @@ class PlainDCGAN:
                     b_ema.copy_(b)
 
 
-def fashion_mnist_train_u8(root: str = "data") -> torch.Tensor:
+def fashion_mnist(root: str = "data") -> TorchvisionDataModule:
     dm = TorchvisionDataModule("fashion_mnist", root=root)
     dm.prepare_data()
-    return dm.load_split("train")[0]
+    return dm
+
+
+def domain_scores(net: torch.nn.Module, latent_dim: int, datamodule, n: int = 10000, seed: int = 0) -> dict:
+    """The package's metrics in the domain feature space (the same reference, cache and formulas as
+    ``evaluate.py ... features=domain``) for ``n`` samples of ``net``."""
+    from gan_lightning.metrics.setup import build_evaluator
+    from gan_lightning.sampling import to_uint8
+
+    evaluator, _ = build_evaluator(datamodule, features="domain", n_reference=10000, reference_split="train",
+                                   cache_dir="data/metric_cache")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for start in range(0, n, 500):
+            evaluator.update(to_uint8(net(torch.randn(min(500, n - start), latent_dim, generator=gen))))
+    return {k: float(v) for k, v in evaluator.compute().items()}
 
 
 def main() -> None:
@@ -84,10 +99,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-ema", action="store_true", help="the textbook loop: samples from G itself")
     parser.add_argument("--out", default="plain_loop.png")
-    parser.add_argument("--save", default=None, help="also save the generator's samples as .npz (uint8 images)")
+    parser.add_argument("--fid", type=int, default=0, metavar="N",
+                        help="score N samples with the domain FID of evaluate.py (features=domain) at the end")
     args = parser.parse_args()
 
-    loop = PlainDCGAN(fashion_mnist_train_u8(), batch_size=args.batch_size, ngf=args.ngf, ndf=args.ngf,
+    datamodule = fashion_mnist()
+    loop = PlainDCGAN(datamodule.load_split("train")[0], batch_size=args.batch_size, ngf=args.ngf, ndf=args.ngf,
                       ema_decay=None if args.no_ema else 0.999)
     end = time.perf_counter() + args.minutes * 60
     while time.perf_counter() < end:
@@ -101,6 +118,9 @@ def main() -> None:
     save_image(samples, args.out, nrow=8, normalize=True, value_range=(-1, 1))
     epochs = loop.iteration * args.batch_size / len(loop.images)
     print(f"{loop.iteration} iterations ({epochs:.2f} epochs) in {args.minutes} min; grid: {args.out}")
+    if args.fid:
+        scores = domain_scores(net, loop.latent_dim, datamodule, n=args.fid)
+        print(f"domain metrics on {args.fid} samples: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
 
 
 if __name__ == "__main__":

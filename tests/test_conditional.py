@@ -17,6 +17,7 @@ from PIL import Image
 from torchvision.io import read_image
 
 from gan_lightning.callbacks import SampleGrid, to_uint8_grid
+from gan_lightning import report
 from gan_lightning.checkpoints import load_module, read_checkpoint
 from gan_lightning.conditional import CGAN
 from gan_lightning.config import CONF_DIR
@@ -73,7 +74,7 @@ def family_for(model: str, shape=(1, 28, 28), num_classes: int | None = 10, *ove
 @pytest.mark.parametrize("model,loss,extra", [
     ("cgan", "non_saturating", []),
     ("cgan", "hinge", ["model.conditioning=concat"]),
-    ("acgan", "non_saturating", []),
+    ("acgan", "non_saturating", ["model.class_norm=true"]),
     ("infogan", "non_saturating", []),
 ])
 def test_few_iterations_train_every_player(make_cfg, fmnist_root, model, loss, extra):
@@ -96,6 +97,9 @@ def test_few_iterations_train_every_player(make_cfg, fmnist_root, model, loss, e
         assert changed(before, after, "family.generator.embed.")  # the label embedding learns
     if model == "cgan" and not extra:
         assert changed(before, after, "family.discriminator.embed.")  # so does the projection
+    if "model.class_norm=true" in extra:  # and the per-class BatchNorm scales and shifts of the generator
+        assert changed(before, after, "family.generator.backbone.net.1.gamma.")
+        assert changed(before, after, "family.generator.backbone.net.1.beta.")
     if model == "infogan":
         assert changed(before, after, "family.q_head.")
     # The sample grid: one row of 8 per class (10 rows), or InfoGAN's 2 x 10 traversal rows, of 28 px + 2 px padding.
@@ -285,12 +289,17 @@ class IgnoresLabels:
 
 
 def test_trained_cgan_puts_label_k_on_mode_k_of_the_ring(make_cfg):
-    cfg = make_cfg("experiment=gaussian_ring_cgan", "max_iterations=200", "metrics=none",
-                   "callbacks.samples.every_n_iterations=0", "data.n_samples=20000")
-    module = load_module(train(cfg)["last_checkpoint"])
+    cfg = make_cfg("experiment=gaussian_ring_cgan", "max_iterations=200", "metrics.every_n_iterations=0",
+                   "metrics.n_samples=1600", "callbacks.samples.every_n_iterations=0", "data.n_samples=20000")
+    result = train(cfg)
+    module = load_module(result["last_checkpoint"])
     classify = nearest_mode(GaussianMixtureDataModule(kind="ring").modes)
 
     trained = label_accuracy(module, classify, n_per_label=200)
+    # the metrics callback logged the same numbers at the end of training (200 per label, seed 0)
+    logged = report.read_metrics(result["output_dir"])[-1]
+    assert logged["metrics/label_accuracy"] == pytest.approx(trained["label_accuracy"])
+    assert logged["metrics/label_accuracy_min"] == pytest.approx(trained["label_accuracy_min"])
     control = label_accuracy(IgnoresLabels(module), classify, n_per_label=200)
     # chance is 1/8: the trained generator obeys the labels, the one that ignores them does not
     assert trained["label_accuracy"] >= 0.8, trained
@@ -310,11 +319,16 @@ def test_trained_infogan_categorical_code_picks_out_the_ring_modes(tmp_path):
                            "experiment=gaussian_ring", "model=infogan", "model/backbone=fcgan", "max_iterations=250",
                            "model.generator.hidden=[128,128,128]", "model.generator.norm=none",
                            "model.discriminator.hidden=[128,128,128]", "model.latent_dim=4",
-                           "model.categorical_dim=8", "model.continuous_dim=1", "metrics=none",
-                           "callbacks.samples.every_n_iterations=0",
+                           "model.categorical_dim=8", "model.continuous_dim=1", "metrics.every_n_iterations=0",
+                           "metrics.n_samples=800", "callbacks.samples.every_n_iterations=0",
                            "data.n_samples=20000", *extra], tmp_path / f"run{len(extra)}")
-        module = load_module(train(cfg)["last_checkpoint"])
-        return infogan_generated_code_accuracy(module, nearest_mode(modes), n_per_code=100)
+        result = train(cfg)
+        scores = infogan_generated_code_accuracy(load_module(result["last_checkpoint"]), nearest_mode(modes),
+                                                 n_per_code=100)
+        # logged by the metrics callback at the end of training: the same 100 samples per code
+        logged = report.read_metrics(result["output_dir"])[-1]["metrics/generated_code_accuracy"]
+        assert logged == pytest.approx(scores["generated_code_accuracy"])
+        return scores
 
     trained = code_accuracy()
     assert trained["generated_code_accuracy"] >= 0.7, trained  # chance: 1/8; 0.86-1.0 over seeds 0-3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,17 @@ def sweep(tmp_path_factory) -> Path:
     return sweep
 
 
-def markdown_rows(md: str) -> list[dict[str, str]]:
-    lines = [line for line in md.splitlines() if line.startswith("|")]
+def markdown_rows(md: str, table: int = 0) -> list[dict[str, str]]:
+    """The rows of the ``table``-th markdown table of ``md`` as dicts."""
+    tables, previous = [], False
+    for line in md.splitlines():
+        is_row = line.startswith("|")
+        if is_row and not previous:
+            tables.append([])
+        if is_row:
+            tables[-1].append(line)
+        previous = is_row
+    lines = tables[table]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
 
@@ -64,6 +74,20 @@ def test_report_of_a_sweep(sweep):
                 assert row[key] == "nan"
             else:
                 assert float(row[key]) == pytest.approx(value, rel=1e-5)
+
+
+def test_report_averages_over_seeds(sweep):
+    report(sweep)
+    rows = markdown_rows((sweep / "report.md").read_text(), table=1)
+    assert sorted(r["setting"] for r in rows) == ["loss=hinge", "loss=non_saturating"]
+    for row in rows:
+        finals = [json.loads((sweep / str(job) / "metrics.jsonl").read_text().splitlines()[-1])["metrics/mode_kl"]
+                  for job in range(4)
+                  if f"- {row['setting']}" in (sweep / str(job) / ".hydra" / "overrides.yaml").read_text()]
+        assert row["seeds"] == "2" and len(finals) == 2
+        mean, std = (float(v) for v in row["mode_kl"].split(" ± "))
+        assert mean == pytest.approx(statistics.mean(finals), rel=1e-3, abs=1e-4)
+        assert std == pytest.approx(statistics.stdev(finals), rel=0.05, abs=1e-3)
 
 
 def test_report_of_one_run_and_elsewhere(sweep, tmp_path):

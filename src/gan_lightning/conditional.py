@@ -54,14 +54,14 @@ class ConditionalFamily(GANFamily):
     model_name = "conditional"
 
     def __init__(self, generator: Callable[..., nn.Module], loss: GANLoss, data_shape: Sequence[int],
-                 latent_dim: int, num_classes: int | None, bounded: bool, embed_dim: int):
+                 latent_dim: int, num_classes: int | None, bounded: bool, embed_dim: int, class_norm: bool = False):
         num_classes = require_labels(self.model_name, num_classes)
         if not _is_int(embed_dim) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive integer; got {embed_dim!r}")
         super().__init__(loss, data_shape, num_classes)
         self.latent_dim = latent_dim
         backbone = generator(latent_dim=latent_dim + embed_dim, out_shape=self.data_shape, bounded=bounded)
-        self.generator = ConditionalGenerator(backbone, num_classes, embed_dim)
+        self.generator = ConditionalGenerator(backbone, num_classes, embed_dim, class_norm=bool(class_norm))
 
     def noise(self, n: int, device=None, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.latent_dim, device=device, generator=generator)
@@ -136,6 +136,7 @@ class CGAN(ConditionalFamily):
         conditioning: ``projection`` (D(x, y) = psi(phi(x)) + embed(y) . phi(x)) or ``concat`` (the label as an
             extra input plane / vector).
         embed_dim: size of the generator's label embedding (and of ``concat``'s label vector on flat data).
+        class_norm: the generator's BatchNorm layers become class-conditional (``ClassBatchNorm``).
     """
 
     model_name = "cgan"
@@ -151,8 +152,9 @@ class CGAN(ConditionalFamily):
         bounded: bool = True,
         embed_dim: int = 32,
         conditioning: str = "projection",
+        class_norm: bool = False,
     ):
-        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim)
+        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm)
         self.conditioning = conditioning
         self.discriminator = conditional_discriminator(conditioning, discriminator, self.data_shape,
                                                        self.num_classes, embed_dim)
@@ -200,10 +202,11 @@ class ACGAN(ConditionalFamily):
         embed_dim: int = 32,
         aux_weight: float = 1.0,
         classify_fakes: bool = False,
+        class_norm: bool = False,
     ):
         if not _is_number(aux_weight) or aux_weight < 0:
             raise ValueError(f"aux_weight must be a number >= 0; got {aux_weight!r}")
-        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim)
+        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm)
         self.aux_weight, self.classify_fakes = aux_weight, bool(classify_fakes)
         self.discriminator = AuxiliaryClassifierDiscriminator(discriminator(in_shape=self.data_shape),
                                                               self.num_classes)

@@ -186,6 +186,38 @@ def markdown(runs: list[Run], title: str, extra: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def over_seeds(runs: list[Run], key: str = "seed") -> str:
+    """Runs that differ only in ``seed``, summarised: one row per setting with the mean ± standard deviation
+    (over seeds) of each final metric; empty when the sweep doesn't vary the seed."""
+    done = [r for r in runs if r.error is None and r.history]
+    if len({o for r in done for o in r.overrides if o.partition("=")[0] == key}) < 2:
+        return ""
+    groups: dict[str, list[Run]] = {}
+    for run in done:
+        setting = ",".join(p for p in run.name.split(",") if p.partition("=")[0] != key) or "all"
+        groups.setdefault(setting, []).append(run)
+    keys = [k for k in dict.fromkeys(k for r in done for k in r.final if k.startswith("metrics/"))
+            if not k.endswith("_std")]
+    keys.sort(key=lambda k: (CURVE_METRICS.index(k) if k in CURVE_METRICS else len(CURVE_METRICS), k))
+    header = ["setting", "seeds", "iteration"] + [k.removeprefix("metrics/") for k in keys]
+    out = ["## Over seeds", "", "Mean ± standard deviation over the seeds of each setting (failed runs left out).",
+           "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for setting, group in groups.items():
+        cells = [setting, str(len(group)), _mean_std([r.final.get("iteration") for r in group], 0)]
+        cells += [_mean_std([r.final.get(k) for r in group]) for k in keys]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(out)
+
+
+def _mean_std(values: list, digits: int = 4) -> str:
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return ""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return f"{mean:.{digits}g} ± {std:.2g}" if digits else f"{mean:.0f} ± {std:.0f}"
+
+
 def optuna_summary(directory: Path) -> str:
     path = directory / "optimization_results.yaml"
     if not path.is_file():
@@ -261,7 +293,8 @@ def report(directory: str | Path, out: str | Path | None = None) -> tuple[Path, 
     title = str(root)
     png, md = out_dir / "report.png", out_dir / "report.md"
     figure(runs, title, png)
-    md.write_text(markdown(runs, title, optuna_summary(root)))
+    extra = "\n\n".join(part for part in (over_seeds(runs), optuna_summary(root)) if part)
+    md.write_text(markdown(runs, title, extra))
     return png, md
 
 

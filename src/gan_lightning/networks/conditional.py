@@ -25,16 +25,56 @@ from .common import numel
 CONDITIONING = ("projection", "concat")
 
 
-class ConditionalGenerator(nn.Module):
-    """``backbone([z, embed(y)])``: the backbone is built for ``latent_dim + embed_dim`` inputs."""
+class ClassBatchNorm(nn.Module):
+    """Conditional batch normalisation (de Vries et al. 2017; the generators of Miyato & Koyama 2018): a
+    BatchNorm's output scaled and shifted per class, ``bn(x) * (1 + gamma[y]) + beta[y]``, with ``gamma`` and
+    ``beta`` starting at zero (the plain BatchNorm). ``y`` is set by the ``ConditionalGenerator`` that owns it."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, embed_dim: int):
+    def __init__(self, bn: nn.Module, num_classes: int):
+        super().__init__()
+        self.bn = bn
+        self.gamma = nn.Embedding(num_classes, bn.num_features)
+        self.beta = nn.Embedding(num_classes, bn.num_features)
+        nn.init.zeros_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+        self.y: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.y is None:
+            raise RuntimeError("ClassBatchNorm needs its labels: call it through ConditionalGenerator")
+        shape = (len(x), -1) + (1,) * (x.dim() - 2)
+        return self.bn(x) * (1 + self.gamma(self.y).view(shape)) + self.beta(self.y).view(shape)
+
+
+class ConditionalGenerator(nn.Module):
+    """``backbone([z, embed(y)])``: the backbone is built for ``latent_dim + embed_dim`` inputs. With
+    ``class_norm``, each of the backbone's BatchNorm layers also becomes a ``ClassBatchNorm`` (the label then
+    reaches every layer, not just the input)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, embed_dim: int, class_norm: bool = False):
         super().__init__()
         self.backbone = backbone
         self.embed = nn.Embedding(num_classes, embed_dim)  # N(0, 1) init: the scale of z
+        if class_norm:
+            _replace_batch_norms(backbone, num_classes)
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
-        return self.backbone(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
+        norms = [m for m in self.backbone.modules() if isinstance(m, ClassBatchNorm)]
+        for m in norms:
+            m.y = y
+        try:
+            return self.backbone(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
+        finally:
+            for m in norms:
+                m.y = None
+
+
+def _replace_batch_norms(module: nn.Module, num_classes: int) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            setattr(module, name, ClassBatchNorm(child, num_classes))
+        else:
+            _replace_batch_norms(child, num_classes)
 
 
 class ProjectionDiscriminator(nn.Module):

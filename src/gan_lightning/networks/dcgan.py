@@ -72,9 +72,10 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """``features(x)``: the flattened base x base map of the last convolution (``feature_dim`` values); ``head``:
     a linear layer to one logit (the same as the paper's base x base convolution). Conditional and auxiliary heads
-    attach to the features."""
+    attach to the features. ``spectral_norm``: spectral normalisation of every layer (SNGAN; the projection
+    discriminator's setting)."""
 
-    def __init__(self, in_shape: Sequence[int], ndf: int = 64, norm: str = "batch"):
+    def __init__(self, in_shape: Sequence[int], ndf: int = 64, norm: str = "batch", spectral_norm: bool = False):
         super().__init__()
         channels, height, _ = _image_shape(in_shape)
         base, doublings = _plan(height)
@@ -87,6 +88,10 @@ class Discriminator(nn.Module):
         self.feature_dim = widths[-1] * base * base
         self.head = nn.Linear(self.feature_dim, 1)
         init_weights(self)
+        if spectral_norm:  # Miyato et al. 2018: every layer 1-Lipschitz (with norm=none, as in SNGAN)
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def features(self, x: Tensor) -> Tensor:
         return self.trunk(x)
