@@ -154,3 +154,19 @@ def test_resumed_and_failed_runs(tmp_path):
 
     with pytest.raises(UserError, match="no runs"):
         find_runs(sweep / ".hydra")
+
+
+def test_a_fresh_run_in_a_used_directory_keeps_the_old_history_aside(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*RING, "max_iterations=150", f"hydra.run.dir={run_dir}"]
+    for seed in (1, 2):  # the same directory twice, from scratch both times
+        proc = run_cli("train.py", *args, f"seed={seed}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [row["iteration"] for row in read_metrics(run_dir)] == [150]  # only the second run's evaluation
+    aside = list(run_dir.glob("metrics.*.jsonl"))
+    assert len(aside) == 1 and [row["iteration"] for row in read_metrics_file(aside[0])] == [150]
+    assert read_metrics_file(aside[0]) != read_metrics(run_dir)  # the first run's (other seed) numbers
+
+
+def read_metrics_file(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]

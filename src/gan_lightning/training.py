@@ -105,26 +105,33 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         _spawn_in_sweeps(cfg)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        divergence = cfg.get("divergence") or {}
-        rollbacks = 0
-        while True:
-            trainer: pl.Trainer = instantiate(
-                cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
-                callbacks=callbacks,
-            )
-            try:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-                return _outcome(output_dir)
-            except TrainingDiverged as e:
-                if divergence.get("action", "stop") != "rollback":
-                    raise
-                ckpt_path = _rollback_point(e, output_dir, rollbacks, divergence.get("max_rollbacks", 3))
-                rollbacks += 1
-                module.rollbacks = rollbacks
+        _fit(cfg, module, datamodule, loggers, callbacks, ckpt_path)
+        return _outcome(output_dir)
     finally:
         _finish_wandb()
         os.environ.clear()
         os.environ.update(environ)
+
+
+def _fit(cfg: DictConfig, module: GANModule, datamodule: GANDataModule, loggers: list, callbacks: list,
+         ckpt_path: str | None) -> None:
+    """``trainer.fit``; with ``divergence.action=rollback``, again from the last checkpoint after a divergence
+    (a fresh Trainer each time, the same module, loggers and callbacks)."""
+    divergence = cfg.get("divergence") or {}
+    while True:
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer, max_steps=module.optimizer_steps(cfg.max_iterations), logger=loggers or False,
+            callbacks=callbacks,
+        )
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            return
+        except TrainingDiverged as e:
+            if divergence.get("action", "stop") != "rollback":
+                raise
+            ckpt_path = _rollback_point(e, Path(cfg.paths.output_dir), module.rollbacks,
+                                        divergence.get("max_rollbacks", 3))
+            module.rollbacks += 1
 
 
 def _instantiate_logger(node: DictConfig, wandb_run_id: str | None) -> Any:
