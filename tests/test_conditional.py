@@ -497,7 +497,7 @@ def test_build_family_without_classes_is_a_value_error():
     ("cgan", "model.embed_dim=0", "embed_dim must be a positive integer; got 0"),
     ("cgan", "model.embed_dim=abc", "embed_dim must be a positive integer; got 'abc'"),
     ("acgan", "model.aux_weight=-1", "aux_weight must be a number >= 0; got -1"),
-    ("infogan", "model.categorical_dim=0", "categorical_dim must be an integer >= 1; got 0"),
+    ("infogan", "model.categorical_dim=0", "categorical_dim must be an integer >= 2; got 0"),
     ("infogan", "model.info_weight=lots", "info_weight must be a number >= 0; got 'lots'"),
 ])
 def test_bad_model_options_are_one_line_user_errors(model, override, needle):

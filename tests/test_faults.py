@@ -195,4 +195,5 @@ def test_a_resumed_run_continues_its_wandb_run(make_cfg, monkeypatch):
     resumed = train(make_cfg("model=fcgan", "max_iterations=4", "logger=wandb", "metrics=none", "ckpt_path=last"))
     assert resumed["iteration"] == 4
     runs = sorted((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)
+    # (offline-run-<time>-<id>, with "-1" added when both runs started in the same second)
+    assert len(runs) == 2 and all(f"-{run_id}" in r.name for r in runs), (run_id, [r.name for r in runs])
