@@ -73,7 +73,7 @@ def family_for(model: str, shape=(1, 28, 28), num_classes: int | None = 10, *ove
 # --- training runs ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("model,loss,extra", [
     ("cgan", "non_saturating", []),
-    ("cgan", "hinge", ["model.conditioning=concat"]),
+    ("cgan", "hinge", ["model.conditioning=concat", "model.diversity_weight=1"]),
     ("acgan", "non_saturating", ["model.class_norm=true"]),
     ("infogan", "non_saturating", []),
 ])
@@ -97,6 +97,8 @@ def test_few_iterations_train_every_player(make_cfg, fmnist_root, model, loss, e
         assert changed(before, after, "family.generator.embed.")  # the label embedding learns
     if model == "cgan" and not extra:
         assert changed(before, after, "family.discriminator.embed.")  # so does the projection
+    if "model.diversity_weight=1" in extra:  # the mode-seeking term's ratio is logged
+        assert all(v > 0 for v in metrics["train/diversity"])
     if "model.class_norm=true" in extra:  # and the per-class BatchNorm scales and shifts of the generator
         assert changed(before, after, "family.generator.backbone.net.1.gamma.")
         assert changed(before, after, "family.generator.backbone.net.1.beta.")
@@ -503,3 +505,30 @@ def test_build_family_without_classes_is_a_value_error():
 def test_bad_model_options_are_one_line_user_errors(model, override, needle):
     with pytest.raises(UserError, match=f"^model: {needle}$"):
         family_for(model, (1, 28, 28), 10, override)
+
+
+class IgnoresNoise(torch.nn.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.inner = generator
+
+    def forward(self, z, y):
+        return self.inner(torch.zeros_like(z), y)
+
+
+def test_the_diversity_term_punishes_a_generator_that_ignores_the_noise():
+    family = family_for("cgan", (1, 28, 28), 10, "model.diversity_weight=1")
+    batch = {"x": torch.zeros(16, 1, 28, 28), "y": torch.arange(16) % 10}
+    torch.manual_seed(0)
+    fake, y, term = family.generator_fakes(batch, logs := {})
+    assert fake.shape == (16, 1, 28, 28) and torch.equal(y, batch["y"])
+    assert term.item() == pytest.approx(1 / (logs["diversity"].item() + 1e-5), rel=1e-4)
+
+    generator = family.generator
+    family.generator = IgnoresNoise(generator)  # the same image whatever the noise
+    _, _, ignoring = family.generator_fakes(batch, {})
+    assert ignoring.item() > 100 * term.item()
+    term.backward()  # and it trains the generator
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())
+    no_term = family_for("cgan", (1, 28, 28), 10)
+    assert no_term.generator_fakes(batch, {})[2].item() == 0.0

@@ -54,10 +54,14 @@ class ConditionalFamily(GANFamily):
     model_name = "conditional"
 
     def __init__(self, generator: Callable[..., nn.Module], loss: GANLoss, data_shape: Sequence[int],
-                 latent_dim: int, num_classes: int | None, bounded: bool, embed_dim: int, class_norm: bool = False):
+                 latent_dim: int, num_classes: int | None, bounded: bool, embed_dim: int, class_norm: bool = False,
+                 diversity_weight: float = 0.0):
         num_classes = require_labels(self.model_name, num_classes)
         if not _is_int(embed_dim) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive integer; got {embed_dim!r}")
+        if not _is_number(diversity_weight) or diversity_weight < 0:
+            raise ValueError(f"diversity_weight must be a number >= 0; got {diversity_weight!r}")
+        self.diversity_weight = float(diversity_weight)
         super().__init__(loss, data_shape, num_classes)
         self.latent_dim = latent_dim
         backbone = generator(latent_dim=latent_dim + embed_dim, out_shape=self.data_shape, bounded=bounded)
@@ -77,6 +81,22 @@ class ConditionalFamily(GANFamily):
         """Fresh fakes for the labels of ``batch``, and those labels."""
         y = self.labels(batch)
         return self.generator(self.noise(len(y), y.device), y), y
+
+    def generator_fakes(self, batch: Batch, logs: dict) -> tuple[Tensor, Tensor, Tensor]:
+        """The generator step's fakes and labels, and its diversity term: with ``diversity_weight`` > 0 the
+        mode-seeking regulariser of Mao et al. 2019, ``weight / (mean |G(z1, y) - G(z2, y)| / mean |z1 - z2|)``
+        on two noise draws for the same labels (it grows when the generator ignores the noise); else 0."""
+        y = self.labels(batch)
+        z = self.noise(len(y), y.device)
+        if not self.diversity_weight:
+            return self.generator(z, y), y, z.new_zeros(())
+        z2 = self.noise(len(y), y.device)
+        both = self.generator(torch.cat([z, z2]), torch.cat([y, y]))  # one pass: BatchNorm sees one batch
+        fake, fake2 = both.chunk(2)
+        ratio = (fake - fake2).abs().flatten(1).mean(1) / (z - z2).abs().mean(1)
+        term = self.diversity_weight / (ratio.float().mean() + 1e-5)
+        logs["diversity"] = ratio.mean().detach()
+        return fake, y, term
 
     # --- sampling --------------------------------------------------------------------------------------------
     def label_tensor(self, n: int, labels: int | Tensor | Sequence[int] | None = None) -> Tensor:
@@ -153,8 +173,10 @@ class CGAN(ConditionalFamily):
         embed_dim: int = 32,
         conditioning: str = "projection",
         class_norm: bool = False,
+        diversity_weight: float = 0.0,
     ):
-        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm)
+        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm,
+                         diversity_weight)
         self.conditioning = conditioning
         self.discriminator = conditional_discriminator(conditioning, discriminator, self.data_shape,
                                                        self.num_classes, embed_dim)
@@ -170,9 +192,11 @@ class CGAN(ConditionalFamily):
         return StepResult(self._regularized(loss, logs, real, fake, ctx, y=y), logs)
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        fake, y = self.fakes(batch)
+        logs: dict = {}
+        fake, y, diversity = self.generator_fakes(batch, logs)
         loss = self.loss.generator_loss(self.discriminator(fake, y))
-        return StepResult(loss, {"loss_g": loss})
+        logs["loss_g"] = loss
+        return StepResult(loss + diversity, logs)
 
 
 class ACGAN(ConditionalFamily):
@@ -203,10 +227,12 @@ class ACGAN(ConditionalFamily):
         aux_weight: float = 1.0,
         classify_fakes: bool = False,
         class_norm: bool = False,
+        diversity_weight: float = 0.0,
     ):
         if not _is_number(aux_weight) or aux_weight < 0:
             raise ValueError(f"aux_weight must be a number >= 0; got {aux_weight!r}")
-        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm)
+        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm,
+                         diversity_weight)
         self.aux_weight, self.classify_fakes = aux_weight, bool(classify_fakes)
         self.discriminator = AuxiliaryClassifierDiscriminator(discriminator(in_shape=self.data_shape),
                                                               self.num_classes)
@@ -231,9 +257,10 @@ class ACGAN(ConditionalFamily):
         return StepResult(total, logs)
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        fake, y = self.fakes(batch)
+        logs: dict = {}
+        fake, y, diversity = self.generator_fakes(batch, logs)
         d_fake, cls_fake = self.discriminator.scores(fake)
         loss = self.loss.generator_loss(d_fake)
         cls_loss = F.cross_entropy(cls_fake.float(), y)
-        logs = {"loss_g": loss, "loss_cls_g": cls_loss, "acc_fake": self._accuracy(cls_fake, y)}
-        return StepResult(loss + self.aux_weight * cls_loss, logs)
+        logs.update({"loss_g": loss, "loss_cls_g": cls_loss, "acc_fake": self._accuracy(cls_fake, y)})
+        return StepResult(loss + self.aux_weight * cls_loss + diversity, logs)

@@ -65,6 +65,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.conditioning", lambda v: v in ("projection", "concat"), "projection or concat"),
     ("model.class_norm", lambda v: isinstance(v, bool), "true or false"),
     ("model.aux_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
+    ("model.diversity_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
     ("model.categorical_dim", lambda v: _int(v) and v > 1, "an integer >= 2"),
     ("model.continuous_dim", lambda v: _int(v) and v >= 0, "an integer >= 0"),
     ("model.info_weight", lambda v: _num(v) and v >= 0, "a number >= 0"),
