@@ -256,7 +256,7 @@ class GANModule(pl.LightningModule):
         if rng.get("torch"):
             torch.set_rng_state(rng["torch"][rank % len(rng["torch"])].cpu())
             self._rng_restored = True
-        if self.rollbacks:  # back from a divergence: the same state, but other noise from here on
-            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.rollbacks)
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"][rank % len(rng["cuda"])].cpu(), self.device)
+        if self.rollbacks:  # back from a divergence: the same state, but other noise from here on (CPU and CUDA)
+            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.rollbacks)

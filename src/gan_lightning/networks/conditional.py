@@ -57,15 +57,18 @@ class ConditionalGenerator(nn.Module):
         self.embed = nn.Embedding(num_classes, embed_dim)  # N(0, 1) init: the scale of z
         if class_norm:
             _replace_batch_norms(backbone, num_classes)
+        # (found once, not on every forward; a deepcopy, the EMA's, maps them to its own copies)
+        self._class_norms = tuple(m for m in backbone.modules() if isinstance(m, ClassBatchNorm))
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
-        norms = [m for m in self.backbone.modules() if isinstance(m, ClassBatchNorm)]
-        for m in norms:
+        if not self._class_norms:
+            return self.backbone(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
+        for m in self._class_norms:
             m.y = y
         try:
             return self.backbone(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
         finally:
-            for m in norms:
+            for m in self._class_norms:
                 m.y = None
 
 
