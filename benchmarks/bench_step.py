@@ -1,12 +1,17 @@
 """Throughput of the package's training iteration beside the plain hand-written loop, and peak memory.
 
-    make bench                       # = python benchmarks/bench_step.py
+    make bench                       # = python benchmarks/bench_step.py, then the same with --variants
     python benchmarks/bench_step.py model.generator.ngf=64 model.discriminator.ndf=64 --iterations 200
+    python benchmarks/bench_step.py --variants     # each speed option against the plain loop fed by a DataLoader
 
 Both run the same DCGAN (the default config's networks, batch size and optimizers) in the same process, in
 alternation, after a warm-up; the figure is the median of the repeats. The package side is the real
 ``GANModule`` in a Lightning ``Trainer`` (no logger, progress bar or checkpoints: their cost is I/O, not the step).
 Peak memory is measured in a fresh subprocess for each side (max RSS on CPU, max allocated on GPU).
+
+With ``--variants``, the package runs once per speed option (mixed precision, channels-last, fused Adam,
+torch.compile, CUDA graphs on a GPU; data kept on the device is the GPU default) and each is set beside the plain
+loop fed the usual way, by a ``torch.utils.data.DataLoader`` with workers.
 """
 
 from __future__ import annotations
@@ -67,11 +72,12 @@ def package_images_per_s(cfg, iterations: int, warmup: int) -> float:
     return timer.n * cfg.data.batch_size / (timer.t1 - timer.t0)
 
 
-def plain_loop(cfg, images_u8: torch.Tensor, device: str) -> PlainDCGAN:
+def plain_loop(cfg, images_u8: torch.Tensor, device: str, dataloader_workers: int | None = None) -> PlainDCGAN:
     opt = cfg.optim.generator
     return PlainDCGAN(images_u8, batch_size=cfg.data.batch_size, ngf=cfg.model.generator.ngf,
                       ndf=cfg.model.discriminator.ndf, latent_dim=cfg.model.latent_dim, lr=opt.lr,
-                      betas=tuple(opt.betas), ema_decay=cfg.module.ema_decay, device=device)
+                      betas=tuple(opt.betas), ema_decay=cfg.module.ema_decay, device=device,
+                      dataloader_workers=dataloader_workers)
 
 
 def plain_images_per_s(loop: PlainDCGAN, iterations: int, warmup: int) -> float:
@@ -84,6 +90,47 @@ def plain_images_per_s(loop: PlainDCGAN, iterations: int, warmup: int) -> float:
         loop.step()
     sync()
     return iterations * loop.batch_size / (time.perf_counter() - t0)
+
+
+# Speed options measured by --variants: (label, overrides), each added to the config both sides use.
+_FUSED = ["optim.generator.fused=true", "optim.discriminator.fused=true"]
+CPU_VARIANTS = [
+    ("package, default options", []),
+    ("+ channels_last", ["model.channels_last=true"]),
+    ("+ fused Adam", _FUSED),
+    ("+ torch.compile", ["model.compile=true"]),
+    ("channels_last + fused Adam + torch.compile", ["model.channels_last=true", *_FUSED, "model.compile=true"]),
+]
+_BF16 = ["trainer.precision=bf16-mixed"]
+GPU_VARIANTS = [
+    ("package, fp32, data in host memory (data.device=cpu)", ["data.device=cpu"]),
+    ("package, fp32, data on the GPU (the default)", []),
+    ("16-mixed", ["trainer.precision=16-mixed"]),
+    ("bf16-mixed", _BF16),
+    ("bf16-mixed + channels_last", [*_BF16, "model.channels_last=true"]),
+    ("bf16-mixed + channels_last + fused Adam", [*_BF16, "model.channels_last=true", *_FUSED]),
+    ("bf16-mixed + channels_last + fused Adam + torch.compile",
+     [*_BF16, "model.channels_last=true", *_FUSED, "model.compile=true"]),
+    ("bf16-mixed + channels_last + fused Adam + torch.compile reduce-overhead (CUDA graphs)",
+     [*_BF16, "model.channels_last=true", *_FUSED, "model.compile=reduce-overhead"]),
+]
+
+
+def run_variants(overrides: list[str], images: torch.Tensor, device: str, args) -> dict:
+    """Images/s of the package under each speed option, and of the plain loop fed by a DataLoader."""
+    base_cfg = compose_config(overrides, tempfile.mkdtemp(prefix="bench-"))
+    loop = plain_loop(base_cfg, images, device, dataloader_workers=args.loader_workers)
+    rows = [{"variant": f"plain loop, DataLoader with {args.loader_workers} workers (the yardstick)",
+             "images_per_s": plain_images_per_s(loop, args.iterations, args.warmup)}]
+    del loop
+    for label, extra in GPU_VARIANTS if device == "cuda" else CPU_VARIANTS:
+        cfg = compose_config([*overrides, *extra], tempfile.mkdtemp(prefix="bench-"))
+        torch._dynamo.reset()
+        rows.append({"variant": label, "overrides": extra,
+                     "images_per_s": package_images_per_s(cfg, args.iterations, args.warmup)})
+    for row in rows:
+        row["vs_plain_dataloader"] = row["images_per_s"] / rows[0]["images_per_s"]
+    return {"variants": rows}
 
 
 def peak_memory_mb(side: str, overrides: list[str]) -> float:
@@ -102,6 +149,10 @@ def cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the config both sides use")
@@ -109,6 +160,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--variants", action="store_true",
+                        help="time each speed option against the plain loop fed by a DataLoader")
+    parser.add_argument("--loader-workers", type=int, default=2, help="the DataLoader's workers (--variants)")
     parser.add_argument("--memory-of", choices=["package", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -132,12 +186,25 @@ def main() -> None:
         print(f"{peak:.1f}")
         return
 
+    if args.variants:
+        result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
+                  "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations,
+                  **run_variants(overrides, images, device, args)}
+        print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
+        print("| variant | images/s | vs the plain loop with a DataLoader |")
+        print("|---|---|---|")
+        for row in result["variants"]:
+            print(f"| {row['variant']} | {row['images_per_s']:.0f} | {row['vs_plain_dataloader']:.2f}x |")
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return
+
     package, plain = [], []
     for _ in range(args.repeats):
         package.append(package_images_per_s(cfg, args.iterations, args.warmup))
         plain.append(plain_images_per_s(plain_loop(cfg, images, device), args.iterations, args.warmup))
     result = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads",
+        "device": device_name(device),
         "torch": torch.__version__,
         "pytorch_lightning": pl.__version__,
         "config": overrides,

@@ -23,7 +23,8 @@ from gan_lightning.networks.dcgan import Discriminator, Generator
 
 class PlainDCGAN:
     def __init__(self, images_u8: torch.Tensor, batch_size=64, ngf=64, ndf=64, latent_dim=100, lr=2e-4,
-                 betas=(0.5, 0.999), ema_decay: float | None = 0.999, device="cpu", seed=0):
+                 betas=(0.5, 0.999), ema_decay: float | None = 0.999, device="cpu", seed=0,
+                 dataloader_workers: int | None = None):
         torch.manual_seed(seed)
         self.images, self.batch_size, self.latent_dim, self.device = images_u8, batch_size, latent_dim, device
         shape = tuple(images_u8.shape[1:])
@@ -36,8 +37,21 @@ class PlainDCGAN:
         self.iteration = 0
         self._perm = torch.randperm(len(images_u8))
         self._pos = 0
+        self._loader = None
+        if dataloader_workers is not None:  # the usual feeding: a DataLoader of per-sample reads, pinned memory
+            self._loader = torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(images_u8), batch_size=batch_size, shuffle=True, drop_last=True,
+                num_workers=dataloader_workers, pin_memory=device == "cuda",
+                persistent_workers=dataloader_workers > 0)
+            self._batches = iter(self._loader)
 
     def real_batch(self) -> torch.Tensor:
+        if self._loader is not None:
+            batch = next(self._batches, None)
+            if batch is None:
+                self._batches = iter(self._loader)
+                batch = next(self._batches)
+            return batch[0].to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
         if self._pos + self.batch_size > len(self._perm):
             self._perm, self._pos = torch.randperm(len(self.images)), 0
         idx = self._perm[self._pos:self._pos + self.batch_size]

@@ -80,6 +80,10 @@ def assert_one_line_error(proc, *needles):
     (["model=cgan", "model.conditioning=film"], ["model.conditioning must be projection or concat; got 'film'"]),
     (["model=infogan", "model.categorical_dim=1"], ["model.categorical_dim must be an integer >= 2; got 1"]),
     (["model=acgan", "model.aux_weight=-1"], ["model.aux_weight must be a number >= 0; got -1"]),
+    (["model.compile=fast"], ["model.compile must be false, true or a torch.compile mode", "reduce-overhead"]),
+    (["loss=wgan_gp", "model.compile=true"], ["model.compile can't train with a gradient penalty"]),
+    (["data.device=gpu"], ["data.device must be auto or cpu; got 'gpu'"]),
+    (["optim.generator.fused=yes"], ["optim.generator.fused must be true, false or null"]),
     (["model._target_=os.system"], ["refusing to instantiate 'os.system'"]),
     (["ckpt_path=/no/such.ckpt"], ["no such checkpoint file"]),
 ])

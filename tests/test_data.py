@@ -379,7 +379,8 @@ def test_loader_resumes_mid_epoch_in_lightning(tmp_path):
 
 def test_datamodule_shards_by_trainer_rank():
     dm = GaussianMixtureDataModule(n_samples=1000, batch_size=100)
-    dm.trainer = SimpleNamespace(global_rank=1, world_size=2)  # what Lightning sets under DDP
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2,  # what Lightning sets under DDP
+                                 strategy=SimpleNamespace(root_device=torch.device("cpu")))
     loader = dm.train_dataloader()
     assert (loader.rank, loader.world_size, len(loader)) == (1, 2, 5)
 

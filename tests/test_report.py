@@ -49,6 +49,10 @@ def test_every_evaluation_is_a_line_of_metrics_jsonl(sweep):
         lines = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
         assert [line["iteration"] for line in lines] == [150, 300]
         assert {"metrics/mode_kl", "metrics/modes_covered", "metrics/high_quality_frac"} <= set(lines[-1])
+        # The clock of each evaluation: training wall time so far, of which earlier evaluations took a part.
+        first, last = lines
+        assert 0 < first["elapsed_s"] < last["elapsed_s"]
+        assert first["evaluation_s"] == 0 < last["evaluation_s"] < last["elapsed_s"]
 
 
 def test_report_of_a_sweep(sweep):

@@ -37,6 +37,9 @@ def _num(v) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
+# model.compile: off, on (torch.compile's default mode) or a mode; "reduce-overhead" captures CUDA graphs.
+COMPILE_CHOICES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 # (key, predicate, description). Keys absent from a config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", _int, "an integer"),
@@ -60,6 +63,12 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
      "null or a metric name such as metrics/fid_domain"),
     ("divergence.action", lambda v: v in ("stop", "rollback"), "stop or rollback"),
     ("divergence.max_rollbacks", lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    ("model.compile", lambda v: v in COMPILE_CHOICES, "false, true or a torch.compile mode (" +
+     ", ".join(str(c) for c in COMPILE_CHOICES[2:]) + ")"),
+    ("model.channels_last", lambda v: isinstance(v, bool), "true or false"),
+    ("data.device", lambda v: v in ("auto", "cpu"), "auto or cpu"),
+    ("optim.generator.fused", lambda v: v is None or isinstance(v, bool), "true, false or null"),
+    ("optim.discriminator.fused", lambda v: v is None or isinstance(v, bool), "true, false or null"),
     # conditional models and InfoGAN
     ("model.embed_dim", lambda v: _int(v) and v > 0, "a positive integer"),
     ("model.conditioning", lambda v: v in ("projection", "concat"), "projection or concat"),
@@ -101,7 +110,11 @@ def compose_config(overrides: list[str], output_dir: str | Path, config_name: st
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+    """The choices of a config group. Experiments may sit in folders (``experiment=fashion_mnist/best``); a
+    folder in another group is a group of its own (``model/backbone``)."""
+    root = conf_dir / group
+    files = root.rglob("*.yaml") if group == "experiment" else root.glob("*.yaml")
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in files)
 
 
 def check_choice(group: str, choice: str | None, conf_dir: Path = CONF_DIR) -> None:
@@ -147,6 +160,9 @@ def validate(cfg: DictConfig) -> None:
     if metric and not OmegaConf.select(cfg, "callbacks.metrics", default=None):
         raise UserError(f"optimized_metric={metric} needs metrics during training: not with metrics=none or "
                         "callbacks=none")
+    if OmegaConf.select(cfg, "model.compile", default=False) and OmegaConf.select(cfg, "loss.gp_weight", default=0):
+        raise UserError("model.compile can't train with a gradient penalty (torch.compile has no double backward): "
+                        "set model.compile=false or use another loss")
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)  # Hydra's own plugins are Hydra's business
     check_targets(container)

@@ -47,6 +47,21 @@ def _batch(x: Tensor, y: Tensor | None, idx: Tensor | int) -> dict[str, Tensor]:
     return batch
 
 
+DATA_DEVICES = ("auto", "cpu")
+
+
+def data_device(choice: str, root: torch.device, nbytes: int) -> torch.device:
+    """Where in-memory training tensors live: ``cpu``, or with ``auto`` the training device when that is a GPU
+    and the tensors take at most a quarter of its free memory (then batches are cut and normalised there, and
+    nothing crosses the bus per step)."""
+    if choice not in DATA_DEVICES:
+        raise UserError(f"unknown data.device {choice!r}: use one of {', '.join(DATA_DEVICES)}")
+    if choice == "cpu" or root.type != "cuda":
+        return torch.device("cpu")
+    free, _ = torch.cuda.mem_get_info(root)
+    return root if nbytes <= free // 4 else torch.device("cpu")
+
+
 def _check_one_batch(n: int, batch_size: int, world_size: int) -> None:
     if n // world_size < batch_size:
         raise UserError(
@@ -72,6 +87,7 @@ class TensorBatchLoader:
     takes its own contiguous slice of it, so shards are disjoint and equally long.
     The body of ``__iter__`` runs lazily, so an ``iter()`` that is never advanced (Lightning
     calls one to check the loader is iterable) does not consume an epoch.
+    With ``device``, the tensors are moved there once; batches are then indexed and normalised on it.
     """
 
     def __init__(
@@ -84,6 +100,7 @@ class TensorBatchLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        device: torch.device | str = "cpu",
     ) -> None:
         if x.dtype not in (torch.uint8, torch.float32):
             raise TypeError(f"x must be uint8 or float32, got {x.dtype}")
@@ -97,7 +114,7 @@ class TensorBatchLoader:
             _check_one_batch(len(x), batch_size, world_size)
         elif len(x) == 0:
             raise UserError("the training data is empty: check the data options")
-        self.x, self.y = x, (None if y is None else y.long())
+        self.x, self.y = x.to(device), (None if y is None else y.long().to(device))
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
         n = len(x)
@@ -123,7 +140,7 @@ class TensorBatchLoader:
         total = self._per_rank * self.world_size
         if total > n:  # drop_last=False: pad by wrapping around so every rank gets as many
             perm = perm.repeat(math.ceil(total / n))[:total]
-        return perm[self.rank * self._per_rank : (self.rank + 1) * self._per_rank]
+        return perm[self.rank * self._per_rank : (self.rank + 1) * self._per_rank].to(self.x.device)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         if not self._continue or self._batch >= len(self):
@@ -196,10 +213,16 @@ class _TensorDataModule(GANDataModule):
 
     _x: Tensor
     _y: Tensor | None
+    device: str = "auto"  # where the training tensors live: see data_device()
 
     def train_dataloader(self) -> TensorBatchLoader:
         self.setup()
-        return TensorBatchLoader(self._x, self._y, self.batch_size, seed=self.seed, **self._dist())
+        root = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        nbytes = self._x.nbytes + (0 if self._y is None else self._y.nbytes)
+        device = data_device(self.device, root, nbytes)
+        if device != root and root.type != "cpu":
+            log.info("training data stays in host memory (data.device=%s)", self.device)
+        return TensorBatchLoader(self._x, self._y, self.batch_size, seed=self.seed, device=device, **self._dist())
 
     def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:
         self.setup()
@@ -353,6 +376,7 @@ class TorchvisionDataModule(_TensorDataModule):
         seed: int = 0,
         in_memory: bool = True,
         num_workers: int = 0,
+        device: str = "auto",
     ) -> None:
         if name not in _TORCHVISION:
             raise UserError(f"unknown dataset {name!r}: data.name must be one of {', '.join(_TORCHVISION)}")
@@ -367,6 +391,8 @@ class TorchvisionDataModule(_TensorDataModule):
         self.name, self.root = name, os.path.expanduser(root)
         self.subset, self.download = subset, download
         self.in_memory, self.num_workers = in_memory, num_workers
+        data_device(device, torch.device("cpu"), 0)  # checks the choice now, not at the first batch
+        self.device = device
         size = image_size or self._spec.size
         self.shape = (channels or self._spec.channels, size, size)
         self.num_classes = len(self._spec.classes)
@@ -605,6 +631,7 @@ class GaussianMixtureDataModule(_TensorDataModule):
         std: float | None = None,
         batch_size: int = 512,
         seed: int = 0,
+        device: str = "auto",
     ) -> None:
         if kind not in _MIXTURES:
             raise UserError(f"unknown mixture kind {kind!r}: data.kind must be one of {', '.join(_MIXTURES)}")
@@ -614,6 +641,8 @@ class GaussianMixtureDataModule(_TensorDataModule):
             raise UserError(f"std must be > 0, got {std}: fix data.std or set it to null")
         super().__init__(batch_size, seed)
         self.kind, self.n_samples = kind, n_samples
+        data_device(device, torch.device("cpu"), 0)
+        self.device = device
         self.std = float(std if std is not None else _MIXTURES[kind])
         self.modes = _mixture_modes(kind)
         self.shape = (2,)

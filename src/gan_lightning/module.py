@@ -43,6 +43,11 @@ class GANModule(pl.LightningModule):
         stop_on_nonfinite: stop with ``TrainingDiverged`` when a loss is NaN or infinite, before its step is
             taken (so weights and checkpoints stay good). Under 16-mixed the GradScaler handles such steps itself
             (it skips them and lowers its scale), so the check is left to it there.
+        compile: ``torch.compile`` the training networks (generator, discriminator and any other network the
+            family trains) in place: ``True`` for the default mode or a mode name (``"reduce-overhead"`` adds CUDA
+            graphs). Parameter names, and so checkpoints, are those of the uncompiled networks.
+        channels_last: keep image networks and real batches in channels-last memory format (faster convolutions
+            on tensor-core GPUs under mixed precision).
         config: plain dict saved in checkpoints so that ``generate.py`` can rebuild the family.
     """
 
@@ -57,6 +62,8 @@ class GANModule(pl.LightningModule):
         grad_clip: float | None = None,
         log_every_n_iterations: int = 10,
         stop_on_nonfinite: bool = True,
+        compile: bool | str = False,
+        channels_last: bool = False,
         config: dict | None = None,
     ):
         super().__init__()
@@ -70,6 +77,8 @@ class GANModule(pl.LightningModule):
         self.grad_clip = grad_clip
         self.log_every_n_iterations = max(1, int(log_every_n_iterations))
         self.stop_on_nonfinite = stop_on_nonfinite
+        self.compile_mode = compile
+        self.channels_last = channels_last
         self.config = config or {}
         self.generator_ema = copy.deepcopy(family.generator).requires_grad_(False) if self.ema_decay else None
         self.iteration = 0  # generator iterations completed
@@ -100,8 +109,25 @@ class GANModule(pl.LightningModule):
                 schedulers.append({"scheduler": factory(opt), "interval": "step", "name": f"lr_{player}"})
         return optimizers, schedulers
 
+    # --- speed options ---------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)  # only 4-D parameters change; MLPs are unaffected
+        if self.compile_mode and not getattr(self, "_compiled", False):
+            mode = None if self.compile_mode in (True, "default") else self.compile_mode
+            nets = {id(n): n for player in PLAYERS for n in self.family.networks_of(player)}
+            for net in nets.values():  # the trained networks; the EMA copy is for sampling only
+                net.compile(mode=mode)
+            self._compiled = True
+
+    def _format(self, batch):
+        if self.channels_last and isinstance(batch, dict) and getattr(batch.get("x"), "ndim", 0) == 4:
+            batch = {**batch, "x": batch["x"].contiguous(memory_format=torch.channels_last)}
+        return batch
+
     # --- the schedule ----------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
+        batch = self._format(batch)
         opt_g, opt_d = self.optimizers()
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         ctx = StepContext(iteration=self.iteration, scaler=scaler)

@@ -35,15 +35,16 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
     }
     # The data config itself, so that evaluate.py finds the data a checkpoint was trained on without data=...
     stored_data = {**data_info, "cfg": OmegaConf.to_container(cfg.data, resolve=True)}
-    family = build_family(
-        OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.loss, resolve=True), data_info
-    )
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    family = build_family(model_cfg, OmegaConf.to_container(cfg.loss, resolve=True), data_info)
+    speed = {key: model_cfg.get(key, False) for key in SPEED_KEYS}
     return GANModule(
         family,
         optimizer={player: instantiate(cfg.optim[player]) for player in PLAYERS},
         n_critic=cfg.optim.n_critic,
         scheduler={player: instantiate(s) for player, s in cfg.optim.get("scheduler", {}).items()},
         **OmegaConf.to_container(cfg.module, resolve=True),
+        **speed,
         config={
             "model": OmegaConf.to_container(cfg.model, resolve=True),
             "loss": OmegaConf.to_container(cfg.loss, resolve=True),
@@ -65,12 +66,16 @@ def instantiate_or_user_error(node: Any) -> Any:
         raise
 
 
+SPEED_KEYS = ("compile", "channels_last")
+"""Keys of the model config that say how the networks run, not what they are (``GANModule`` takes them)."""
+
+
 def build_family(model_cfg: dict, loss_cfg: dict, data_info: dict):
     """The family from plain config dicts (as stored in checkpoints) and the data's description. A model that
     can't be built for the data (DCGAN on 2-D points, say) is a ``UserError``."""
     try:
         return instantiate(
-            model_cfg,
+            {k: v for k, v in model_cfg.items() if k not in SPEED_KEYS},
             loss=instantiate(loss_cfg),
             data_shape=tuple(data_info["shape"]),
             num_classes=data_info.get("num_classes"),

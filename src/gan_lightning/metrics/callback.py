@@ -57,6 +57,7 @@ class MetricsCallback(pl.Callback):
         self.evaluated_iteration = -1
         self.latest: dict[str, float] = {}
         self.seconds: list[float] = []  # wall time of each evaluation (setup excluded)
+        self._train_start = time.perf_counter()
         self.setup_seconds = 0.0
         self._inputs: dict[str, Tensor] | None = None
         self._protocol_logged = False
@@ -128,6 +129,7 @@ class MetricsCallback(pl.Callback):
         return f"metrics/fid{self.evaluator.spaces[0].suffix}"
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self._train_start = time.perf_counter()
         # A fresh start in a directory that holds an earlier run's history: keep that history, but aside, so that
         # this run's metrics.jsonl is its own (a resumed run, iteration > 0, appends to its file).
         root = getattr(trainer, "default_root_dir", None)
@@ -200,7 +202,7 @@ class MetricsCallback(pl.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=it)
                 logger.save()
-            self._append_history(trainer, it, metrics)
+            self._append_history(trainer, it, {**metrics, **self._clock(trainer)})
         if in_loop:
             pl_module.log_dict(metrics, logger=False, on_step=True, on_epoch=False, batch_size=1)
         else:  # self.log is not allowed in on_train_end
@@ -210,6 +212,17 @@ class MetricsCallback(pl.Callback):
             log.info("metrics at iteration %d (%.1f s): %s", it, self.seconds[-1],
                      ", ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.endswith("_std")))
         return values
+
+    def _clock(self, trainer) -> dict[str, float]:
+        """Wall seconds of training so far (Lightning's Timer under trainer.max_time, which a resumed run carries
+        on; else since this process started training) and, of those, the seconds this process spent in earlier
+        evaluations: what time-to-FID figures are made of."""
+        timer = next((c for c in getattr(trainer, "callbacks", []) if isinstance(c, Timer)), None)
+        if timer is not None:
+            elapsed = timer.time_elapsed("train")
+        else:
+            elapsed = time.perf_counter() - self._train_start
+        return {"elapsed_s": round(float(elapsed), 2), "evaluation_s": round(sum(self.seconds), 2)}
 
     @staticmethod
     def _append_history(trainer, iteration: int, metrics: dict[str, float]) -> None:
