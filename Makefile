@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
+EXPERIMENT ?= fashion_mnist/best
 
 .PHONY: install data train test bench report clean
 
@@ -21,15 +22,18 @@ data:
 		(apt-get install -y -qq dataset-fashion-mnist || \
 		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null; fi
 
-# The default recipe (DCGAN, Fashion-MNIST) for 5 minutes; `make train ARGS="model=fcgan loss=wgan_gp"`.
+# The best Fashion-MNIST recipe for 5 minutes (conf/experiment/fashion_mnist/best.yaml);
+# another preset: `make train EXPERIMENT=fashion_mnist/dcgan_hinge`; more options: `make train ARGS="seed=2"`.
 train: $(STAMP) data
-	$(PY) train.py trainer.max_time=00:00:05:00 $(ARGS)
+	$(PY) train.py experiment=$(EXPERIMENT) trainer.max_time=00:00:05:00 $(ARGS)
 
 test: $(STAMP) data
 	$(PY) -m pytest $(ARGS)
 
 bench: $(STAMP) data
 	$(PY) benchmarks/bench_step.py $(ARGS)
+	$(PY) benchmarks/bench_step.py --variants $(ARGS)
+	$(PY) benchmarks/bench_step.py --models $(ARGS)
 
 # Compare a sweep's runs: `make report DIR=multirun/2026-01-31/12-00-00` writes report.png and report.md there.
 report: $(STAMP)

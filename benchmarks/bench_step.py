@@ -3,6 +3,7 @@
     make bench                       # = python benchmarks/bench_step.py, then the same with --variants
     python benchmarks/bench_step.py model.generator.ngf=64 model.discriminator.ndf=64 --iterations 200
     python benchmarks/bench_step.py --variants     # each speed option against the plain loop fed by a DataLoader
+    python benchmarks/bench_step.py --models       # images/s of every model's iteration at its default size
 
 Both run the same DCGAN (the default config's networks, batch size and optimizers) in the same process, in
 alternation, after a warm-up; the figure is the median of the repeats. The package side is the real
@@ -116,6 +117,19 @@ GPU_VARIANTS = [
 ]
 
 
+MODELS = ["fcgan", "dcgan", "cgan", "acgan", "infogan"]
+
+
+def run_models(overrides: list[str], args) -> dict:
+    """Images/s of each model's training iteration (default size, default loss) in the package."""
+    rows = []
+    for model in MODELS:
+        base = [o for o in overrides if not o.startswith("model=")]
+        cfg = compose_config([*base, f"model={model}"], tempfile.mkdtemp(prefix="bench-"))
+        rows.append({"model": model, "images_per_s": package_images_per_s(cfg, args.iterations, args.warmup)})
+    return {"models": rows}
+
+
 def run_variants(overrides: list[str], images: torch.Tensor, device: str, args) -> dict:
     """Images/s of the package under each speed option, and of the plain loop fed by a DataLoader."""
     base_cfg = compose_config(overrides, tempfile.mkdtemp(prefix="bench-"))
@@ -162,6 +176,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--variants", action="store_true",
                         help="time each speed option against the plain loop fed by a DataLoader")
+    parser.add_argument("--models", action="store_true", help="time every model's iteration (package only)")
     parser.add_argument("--loader-workers", type=int, default=2, help="the DataLoader's workers (--variants)")
     parser.add_argument("--memory-of", choices=["package", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -186,6 +201,18 @@ def main() -> None:
         print(f"{peak:.1f}")
         return
 
+    if args.models:
+        result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
+                  "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations,
+                  **run_models(overrides, args)}
+        print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
+        print("| model | images/s |")
+        print("|---|---|")
+        for row in result["models"]:
+            print(f"| {row['model']} | {row['images_per_s']:.0f} |")
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return
     if args.variants:
         result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
                   "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations,
