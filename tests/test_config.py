@@ -34,6 +34,35 @@ def test_loss_choice_brings_its_paper_recipe(tmp_path):
     assert compose_cfg([], tmp_path).optim.n_critic == 1
 
 
+MODEL_LOSS_PRESETS = [o for o in group_options("experiment") if o.startswith("fashion_mnist/") and "_" in o.split("/")[1]]
+
+
+def test_there_is_a_preset_for_every_unconditional_model_and_loss():
+    assert {p.split("/")[1] for p in MODEL_LOSS_PRESETS} == {
+        f"{m}_{l}" for m in ("fcgan", "dcgan") for l in group_options("loss")}
+
+
+@pytest.mark.parametrize("preset", MODEL_LOSS_PRESETS)
+def test_a_preset_is_its_model_and_loss_with_a_tuned_optimizer(tmp_path, preset):
+    model, loss = preset.split("/")[1].split("_", 1)
+    cfg = compose_cfg([f"experiment={preset}"], tmp_path / "preset")
+    recipe = compose_cfg([f"model={model}", f"loss={loss}"], tmp_path / "recipe")  # the paper's settings
+    choices = cfg.hydra.runtime.choices
+    assert (choices.model, choices.loss, choices.data) == (model, loss, "fashion_mnist")
+    assert cfg.model == recipe.model and cfg.loss == recipe.loss  # same networks, same objective
+    assert cfg.optim.discriminator._target_ == recipe.optim.discriminator._target_
+    assert cfg.optim != recipe.optim  # what the preset tuned
+    validate(cfg)
+
+
+def test_make_train_runs_the_best_preset(tmp_path):
+    makefile = (CONF_DIR.parent / "Makefile").read_text()
+    assert "EXPERIMENT ?= fashion_mnist/best" in makefile and "experiment=$(EXPERIMENT)" in makefile
+    cfg = compose_cfg(["experiment=fashion_mnist/best"], tmp_path)
+    assert cfg.hydra.runtime.choices.model == "cgan" and cfg.model.diversity_weight > 0
+    validate(cfg)
+
+
 @pytest.mark.parametrize("model", group_options("model"))
 @pytest.mark.parametrize("data,shape", [
     ("fashion_mnist", (1, 28, 28)),
