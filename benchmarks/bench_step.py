@@ -201,42 +201,38 @@ def main() -> None:
         print(f"{peak:.1f}")
         return
 
+    # What every result records: the machine, the versions and the settings.
+    result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
+              "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations}
+
+    def write(result: dict) -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+
     if args.models:
-        result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
-                  "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations,
-                  **run_models(overrides, args)}
+        result.update(run_models(overrides, args))
         print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
         print("| model | images/s |")
         print("|---|---|")
         for row in result["models"]:
             print(f"| {row['model']} | {row['images_per_s']:.0f} |")
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
+        write(result)
         return
     if args.variants:
-        result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
-                  "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations,
-                  **run_variants(overrides, images, device, args)}
+        result.update(run_variants(overrides, images, device, args))
         print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
         print("| variant | images/s | vs the plain loop with a DataLoader |")
         print("|---|---|---|")
         for row in result["variants"]:
             print(f"| {row['variant']} | {row['images_per_s']:.0f} | {row['vs_plain_dataloader']:.2f}x |")
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
+        write(result)
         return
 
     package, plain = [], []
     for _ in range(args.repeats):
         package.append(package_images_per_s(cfg, args.iterations, args.warmup))
         plain.append(plain_images_per_s(plain_loop(cfg, images, device), args.iterations, args.warmup))
-    result = {
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "pytorch_lightning": pl.__version__,
-        "config": overrides,
-        "batch_size": cfg.data.batch_size,
-        "iterations": args.iterations,
+    result.update({
         "package_images_per_s": statistics.median(package),
         "plain_images_per_s": statistics.median(plain),
         "ratio": statistics.median(package) / statistics.median(plain),
@@ -245,15 +241,14 @@ def main() -> None:
         "package_peak_mb": peak_memory_mb("package", args.overrides),
         "plain_peak_mb": peak_memory_mb("plain", args.overrides),
         "memory_measure": "max allocated (CUDA)" if device == "cuda" else "max RSS of the process",
-    }
+    })
     print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
     print(f"| side | images/s (median of {args.repeats}) | peak memory (MB) |")
     print("|---|---|---|")
     print(f"| gan_lightning GANModule | {result['package_images_per_s']:.0f} | {result['package_peak_mb']:.0f} |")
     print(f"| plain PyTorch loop | {result['plain_images_per_s']:.0f} | {result['plain_peak_mb']:.0f} |")
     print(f"ratio package / plain: {result['ratio']:.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write(result)
 
 
 if __name__ == "__main__":
