@@ -204,6 +204,7 @@ def main() -> None:
     # What every result records: the machine, the versions and the settings.
     result = {"device": device_name(device), "torch": torch.__version__, "pytorch_lightning": pl.__version__,
               "config": overrides, "batch_size": cfg.data.batch_size, "iterations": args.iterations}
+    print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
 
     def write(result: dict) -> None:
         if args.json:
@@ -211,7 +212,6 @@ def main() -> None:
 
     if args.models:
         result.update(run_models(overrides, args))
-        print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
         print("| model | images/s |")
         print("|---|---|")
         for row in result["models"]:
@@ -220,7 +220,6 @@ def main() -> None:
         return
     if args.variants:
         result.update(run_variants(overrides, images, device, args))
-        print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
         print("| variant | images/s | vs the plain loop with a DataLoader |")
         print("|---|---|---|")
         for row in result["variants"]:
@@ -242,7 +241,6 @@ def main() -> None:
         "plain_peak_mb": peak_memory_mb("plain", args.overrides),
         "memory_measure": "max allocated (CUDA)" if device == "cuda" else "max RSS of the process",
     })
-    print(f"device: {result['device']}; torch {result['torch']}, Lightning {result['pytorch_lightning']}")
     print(f"| side | images/s (median of {args.repeats}) | peak memory (MB) |")
     print("|---|---|---|")
     print(f"| gan_lightning GANModule | {result['package_images_per_s']:.0f} | {result['package_peak_mb']:.0f} |")
