@@ -3,13 +3,13 @@
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.cli import report_user_errors
-from gan_lightning.entry import run
+from gan_lightning.config.entry import report_user_errors
+from gan_lightning.config.entry import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from gan_lightning.metrics.evaluation import evaluate, report  # torch loads after the config checks
+    from gan_lightning.metrics.evaluation import evaluate, format_table  # torch loads after the config checks
 
     data = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None
     result = report_user_errors(
@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
         n_reference=cfg.n_reference, reference_split=cfg.reference_split, inception_weights=cfg.inception_weights,
         domain_weights=cfg.domain_weights, cache_dir=cfg.cache_dir, kid_subsets=cfg.kid_subsets,
     )
-    print(report(result))
+    print(format_table(result))
     if cfg.out:
         print(f"wrote {cfg.out}")
 

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from gan_lightning.cli import report_user_errors
-from gan_lightning.entry import run
+from gan_lightning.config.entry import report_user_errors
+from gan_lightning.config.entry import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")

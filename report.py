@@ -2,7 +2,7 @@
 
 import sys
 
-from gan_lightning.cli import report_user_errors
+from gan_lightning.config.entry import report_user_errors
 from gan_lightning.report import main
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import PlainDCGAN  # noqa: E402
 
 from gan_lightning.config import compose_config  # noqa: E402
-from gan_lightning.training import build_module  # noqa: E402
+from gan_lightning.core.module import UNBOUNDED_STEPS  # noqa: E402
+from gan_lightning.train.build import build_module  # noqa: E402
 
 
 class _Timer(pl.Callback):
@@ -63,11 +64,12 @@ def package_images_per_s(cfg, iterations: int, warmup: int) -> float:
     pl.seed_everything(0, verbose=False)
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
+    module.max_iterations = warmup + iterations  # the module stops the trainer
     timer = _Timer(warmup)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-        max_steps=module.optimizer_steps(warmup + iterations), max_epochs=-1,
+        max_steps=UNBOUNDED_STEPS, max_epochs=-1,
     )
     trainer.fit(module, datamodule=datamodule)
     return timer.n * cfg.data.batch_size / (timer.t1 - timer.t0)

@@ -94,11 +94,13 @@ def fashion_mnist(root: str = "data") -> TorchvisionDataModule:
 def domain_scores(net: torch.nn.Module, latent_dim: int, datamodule, n: int = 10000, seed: int = 0) -> dict:
     """The package's metrics in the domain feature space (the same reference, cache and formulas as
     ``evaluate.py ... features=domain``) for ``n`` samples of ``net``."""
-    from gan_lightning.metrics.setup import build_evaluator
-    from gan_lightning.sampling import to_uint8
+    from gan_lightning.data.convert import to_uint8
+    from gan_lightning.metrics.build import build_evaluator
+    from gan_lightning.metrics.options import MetricOptions
 
-    evaluator, _ = build_evaluator(datamodule, features="domain", n_reference=10000, reference_split="train",
-                                   cache_dir="data/metric_cache")
+    options = MetricOptions(features="domain", n_reference=10000, reference_split="train",
+                            cache_dir="data/metric_cache")
+    evaluator, _ = build_evaluator(datamodule, options)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for start in range(0, n, 500):

@@ -32,10 +32,7 @@ def run(model: str, loss: str, iterations: int, data_root: Path, out_dir: Path) 
     from tests.conftest import TINY  # the test suite's tiny networks
 
     from gan_lightning.config import compose_config
-    try:
-        from gan_lightning.train.fit import train
-    except ImportError:  # the layout before the seam issue
-        from gan_lightning.training import train
+    from gan_lightning.train.fit import train
 
     overrides = ["trainer=cpu", "logger=none", "callbacks=none", f"model={model}", f"loss={loss}",
                  f"max_iterations={iterations}", "data.batch_size=16", f"data.root={data_root}", "data.subset=256",

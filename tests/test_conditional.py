@@ -16,28 +16,24 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.io import read_image
 
-from gan_lightning.callbacks import SampleGrid, to_uint8_grid
+from gan_lightning.callbacks.samples import SampleGrid
+from gan_lightning.render import to_uint8_grid
 from gan_lightning import report
-from gan_lightning.checkpoints import load_module, read_checkpoint
-from gan_lightning.conditional import CGAN
+from gan_lightning.train.checkpoints import load_module, read_checkpoint
+from gan_lightning.families.class_conditional import CGAN
 from gan_lightning.config import CONF_DIR
 from gan_lightning.data import GaussianMixtureDataModule
 from gan_lightning.errors import UserError
-from gan_lightning.families import StepContext
-from gan_lightning.infogan import InfoGAN
+from gan_lightning.core.family import StepContext
+from gan_lightning.families.infogan import InfoGAN
 from gan_lightning.losses import NonSaturating
-from gan_lightning.metrics_conditional import (
-    _max_weight_assignment,
-    best_assignment_accuracy,
-    evaluate_checkpoint,
-    infogan_code_accuracy,
-    infogan_generated_code_accuracy,
-    intra_class_fid,
-    label_accuracy,
-)
+from gan_lightning.data.spec import DataSpec
+from gan_lightning.metrics.codes import best_assignment_accuracy, infogan_code_accuracy, infogan_generated_code_accuracy
+from gan_lightning.metrics.conditional import evaluate_checkpoint, intra_class_fid, label_accuracy
 from gan_lightning.networks import dcgan, fc
 from gan_lightning.sampling import generate, resolve_label
-from gan_lightning.training import build_family, build_module, train
+from gan_lightning.train.build import build_family, build_module
+from gan_lightning.train.fit import train
 
 from .conftest import compose_cfg, run_cli
 from .test_training import changed, initial_state, read_metrics
@@ -116,7 +112,7 @@ def test_few_iterations_train_every_player(make_cfg, fmnist_root, model, loss, e
 
 @pytest.mark.parametrize("model", ["cgan", "acgan"])
 def test_wgan_gp_runs_and_labels_reach_the_penalty(make_cfg, monkeypatch, model):
-    import gan_lightning.losses as losses
+    from gan_lightning.losses import adversarial as losses  # where WassersteinGP looks the penalty up
 
     seen = []
     original = losses.gradient_penalty
@@ -158,9 +154,9 @@ def test_every_model_composes_with_every_loss(tmp_path, model, loss):
         result = step(batch, StepContext(iteration=0))
         assert result.loss.dim() == 0 and torch.isfinite(result.loss)
         assert all(torch.isfinite(v) for v in result.logs.values())
-    family.after_discriminator_step()
+    family.after_step(family.phases()[0])  # the discriminator phase: its constraint (clipping) applies
     # the players split the family's parameters between them
-    players = [{id(p) for p in family.parameters_of(player)} for player in family.PLAYERS]
+    players = [{id(p) for p in family.parameters_of(player)} for player in family.players]
     assert not players[0] & players[1]
     assert players[0] | players[1] == {id(p) for p in family.parameters() if p.requires_grad}
 
@@ -366,7 +362,7 @@ def test_unconditional_grid_is_unchanged():
     family = family_for("infogan", (2,), None, "model/backbone=fcgan")  # 2-D points: no traversal
     grid = family.grid_inputs(100, nrow=8, generator=torch.Generator().manual_seed(0))
     assert grid.nrow == 8 and grid.caption is None and grid.inputs["z"].shape == (100, 16)
-    gan = build_family({"_target_": "gan_lightning.families.GAN", "latent_dim": 4,
+    gan = build_family({"_target_": "gan_lightning.families.gan.GAN", "latent_dim": 4,
                         "generator": {"_target_": "gan_lightning.networks.fc.Generator", "_partial_": True},
                         "discriminator": {"_target_": "gan_lightning.networks.fc.Discriminator", "_partial_": True}},
                        {"_target_": "gan_lightning.losses.NonSaturating"}, {"shape": [2]})
@@ -393,13 +389,17 @@ def test_infogan_traversal_grid():
 # --- metrics ---------------------------------------------------------------------------------------------------------
 def test_best_assignment_matches_brute_force():
     gen = torch.Generator().manual_seed(0)
-    for _ in range(50):
-        n, m = sorted(torch.randint(1, 6, (2,), generator=gen).tolist())
-        weights = torch.randint(0, 30, (n, m), generator=gen).tolist()
-        columns = _max_weight_assignment(weights)
-        assert len(set(columns)) == n
-        best = max(sum(weights[i][p[i]] for i in range(n)) for p in itertools.permutations(range(m), n))
-        assert sum(weights[i][columns[i]] for i in range(n)) == best
+    for _ in range(50):  # the assignment's accuracy is the best over every one-to-one map (brute force)
+        p, t = torch.randint(1, 6, (2,), generator=gen).tolist()
+        pred, target = torch.randint(p, (40,), generator=gen), torch.randint(t, (40,), generator=gen)
+        accuracy, mapping = best_assignment_accuracy(pred, target, p, t)
+        assert len(set(mapping.values())) == len(mapping) == min(p, t)
+        groups, classes = range(p), range(t)
+        best = max(sum(int(((pred == g) & (target == c)).sum()) for g, c in zip(order, classes))
+                   for order in itertools.permutations(groups, min(p, t))) if p >= t else \
+            max(sum(int(((pred == g) & (target == c)).sum()) for g, c in zip(groups, order))
+                for order in itertools.permutations(classes, min(p, t)))
+        assert accuracy == best / 40
 
     labels = torch.randint(10, (500,), generator=gen)
     perm = torch.randperm(10, generator=gen)
@@ -470,7 +470,7 @@ def test_infogan_code_accuracy_with_stand_ins():
 def test_label_accuracy_with_the_domain_classifier_on_real_images(fmnist_root):
     from gan_lightning.data import TorchvisionDataModule
     from gan_lightning.metrics import domain
-    from gan_lightning.metrics_conditional import DomainScorer
+    from gan_lightning.metrics.conditional import DomainScorer
 
     if domain.shipped_weights("fashion_mnist") is None:
         pytest.skip("no shipped Fashion-MNIST domain classifier")
@@ -488,7 +488,7 @@ def test_label_accuracy_with_the_domain_classifier_on_real_images(fmnist_root):
 
 def test_build_family_without_classes_is_a_value_error():
     with pytest.raises(ValueError, match="cgan is class-conditional but this data has no labels"):
-        CGAN(dcgan.Generator, dcgan.Discriminator, NonSaturating(), (1, 28, 28), num_classes=None)
+        CGAN(dcgan.Generator, dcgan.Discriminator, NonSaturating(), DataSpec({"x": (1, 28, 28)}))
     with pytest.raises(UserError, match="^model: conditioning must be one of projection, concat"):
         family_for("cgan", (1, 28, 28), 10, "model.conditioning=nope")
     # the MLP backbone builds for 2-D data, and CGAN with it is what experiment=gaussian_ring_cgan trains

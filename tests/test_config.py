@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 
 from gan_lightning.config import CONF_DIR, group_options, validate
 from gan_lightning.errors import UserError
-from gan_lightning.training import build_module
+from gan_lightning.train.build import build_module
 
 from .conftest import compose_cfg, run_cli
 

@@ -28,14 +28,15 @@ from gan_lightning.data import (
     ImageFolderDataModule,
     TensorBatchLoader,
     TorchvisionDataModule,
-    mixture_metrics,
 )
+from gan_lightning.data import datasets as tv_data
 from gan_lightning.errors import UserError
+from gan_lightning.metrics.mixtures import mixture_metrics
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
 needs_debian_fashion = pytest.mark.skipif(
-    not all((DEBIAN_FASHION / f"{f}.gz").is_file() for f in data._IDX_FILES),
+    not all((DEBIAN_FASHION / f"{f}.gz").is_file() for f in tv_data._IDX_FILES),
     reason="Debian package dataset-fashion-mnist not installed (apt-get install dataset-fashion-mnist)",
 )
 
@@ -64,7 +65,7 @@ def test_fashion_mnist_from_debian(fashion_root):
     assert dm.num_classes == 10 and len(dm.class_names) == 10 and dm.class_names[0] == "T-shirt/top"
 
     dm.setup("fit")
-    for f in data._IDX_FILES:
+    for f in tv_data._IDX_FILES:
         assert (fashion_root / "FashionMNIST" / "raw" / f).is_file()
     loader = dm.train_dataloader()
     assert len(loader) == 256 // 64
@@ -167,7 +168,7 @@ def write_cifar(root: Path, per_batch: int = 6) -> dict[str, dict]:
             "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),  # rows: R plane, G, B
             "labels": rng.integers(0, 10, per_batch).tolist(),
         }
-    batches["batches.meta"] = {"label_names": list(data._TORCHVISION["cifar10"].classes)}
+    batches["batches.meta"] = {"label_names": list(tv_data.TORCHVISION["cifar10"].classes)}
     for name, content in batches.items():
         (folder / name).write_bytes(pickle.dumps(content))
     return batches
@@ -220,8 +221,8 @@ def test_cifar10_from_torchvision_layout(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10"])
 def test_missing_data_is_a_user_error(tmp_path, monkeypatch, name):
     # Hide the Debian copy so that fashion_mnist is missing too.
-    spec = data._TORCHVISION[name]
-    monkeypatch.setitem(data._TORCHVISION, name, dataclasses.replace(spec, system_dir=str(tmp_path / "none")))
+    spec = tv_data.TORCHVISION[name]
+    monkeypatch.setitem(tv_data.TORCHVISION, name, dataclasses.replace(spec, system_dir=str(tmp_path / "none")))
     dm = TorchvisionDataModule(name, str(tmp_path / "empty"), download=False)
     with pytest.raises(UserError, match=f"{spec.title} not found") as excinfo:
         dm.setup()
@@ -482,13 +483,16 @@ def test_mixture_metrics(kind):
 @pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10", "image_folder", "gaussian_mixture"])
 def test_config_lists_every_argument_and_instantiates(tmp_path, name):
     node = OmegaConf.load(CONF / f"{name}.yaml")
+    if "defaults" in node:  # the torchvision sets: the shared options, then the file's own
+        bases = [OmegaConf.load(CONF / f"{d}.yaml") for d in node.pop("defaults") if d != "_self_"]
+        node = OmegaConf.merge(*bases, node)
     cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "seed": 7, "data": node})
     if name == "image_folder":
         assert OmegaConf.is_missing(cfg.data, "path")
         cfg.data.path = str(tmp_path)
     target = cfg.data._target_
-    cls = getattr(data, target.rsplit(".", 1)[1])
-    assert target == f"gan_lightning.data.{cls.__name__}"
+    cls = getattr(data, target.rsplit(".", 1)[1])  # re-exported by the package, where old configs find it
+    assert target == f"{cls.__module__}.{cls.__name__}" and cls.__module__.startswith("gan_lightning.data.")
     params = set(inspect.signature(cls.__init__).parameters) - {"self"}
     assert set(cfg.data) - {"_target_"} == params
     dm = instantiate(cfg.data)

@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from gan_lightning.checkpoints import read_checkpoint
+from gan_lightning.train.checkpoints import read_checkpoint
 from gan_lightning.losses import gradient_penalty
-from gan_lightning.training import train
+from gan_lightning.train.fit import train
 
 from .test_training import LOSSES, changed, initial_state, read_metrics
 
@@ -138,7 +138,7 @@ def test_local_sweeps_spawn_instead_of_relaunching(tmp_path, launcher, expected)
     from hydra.types import RunMode
     from omegaconf import OmegaConf, open_dict
 
-    from gan_lightning.training import _spawn_in_sweeps
+    from gan_lightning.train.fit import _spawn_in_sweeps
 
     from .conftest import compose_cfg
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_lightning.checkpoints import load_module, read_checkpoint
+from gan_lightning.train.checkpoints import load_module, read_checkpoint
 from gan_lightning.errors import UserError
-from gan_lightning.training import train
+from gan_lightning.train.fit import train
 
 from .conftest import ROOT
 
@@ -134,9 +134,9 @@ def test_unreachable_wandb_falls_back_to_offline_and_never_records_the_key(make_
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there: refused at once
     monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = make_cfg("logger=wandb", "model=fcgan", "max_iterations=3", "callbacks.samples.every_n_iterations=0")
-    with caplog.at_level(logging.WARNING, logger="gan_lightning.loggers"):
+    with caplog.at_level(logging.WARNING, logger="gan_lightning.train.loggers"):
         result = train(cfg)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gan_lightning.loggers"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gan_lightning.train.loggers"]
     assert len(warnings) == 1 and "unreachable" in warnings[0] and "offline" in warnings[0]
     run_dir = Path(result["output_dir"])
     assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
@@ -164,7 +164,7 @@ def test_divergence_rollback_goes_back_to_the_last_checkpoint_and_finishes(make_
     calls = _poison_generator_loss(monkeypatch, lambda n: n == 4)
     cfg = make_cfg("model=fcgan", "max_iterations=6", "callbacks.checkpoint.every_n_iterations=2",
                    "divergence.action=rollback")
-    with caplog.at_level(logging.WARNING, logger="gan_lightning.training"):
+    with caplog.at_level(logging.WARNING, logger="gan_lightning.train.fit"):
         result = train(cfg)
     assert result["iteration"] == 6  # finished despite the NaN at iteration 4
     assert calls["n"] == 8  # iterations 1-4, then 3-6 again from the iteration-2 checkpoint

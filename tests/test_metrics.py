@@ -18,6 +18,8 @@ from gan_lightning.metrics.core import Evaluator
 from gan_lightning.metrics.domain import shipped_weights
 from gan_lightning.metrics.reference import Reference, reference_for
 from gan_lightning.metrics.spaces import INCEPTION_FILE, find_inception_weights, load_domain, resolve_spaces
+from gan_lightning.train.checkpoints import read_checkpoint
+from gan_lightning.train.fit import train
 
 from .conftest import run_cli
 
@@ -223,8 +225,8 @@ def test_reference_cache_is_hit_and_missed_after_the_data_changes(fmnist, domain
 
 def _tiny_module(data_shape: tuple[int, ...], bounded: bool = True):
     """A GANModule with a small generator, identical in every process (fixed seed)."""
-    from gan_lightning.module import GANModule
-    from gan_lightning.training import build_family
+    from gan_lightning.core.module import GANModule
+    from gan_lightning.train.build import build_family
 
     torch.manual_seed(0)
     if len(data_shape) == 3:
@@ -233,7 +235,7 @@ def _tiny_module(data_shape: tuple[int, ...], bounded: bool = True):
     else:
         net = {"_target_": "gan_lightning.networks.fc.Generator", "_partial_": True, "hidden": [32]}
         critic = {"_target_": "gan_lightning.networks.fc.Discriminator", "_partial_": True, "hidden": [32]}
-    model = {"_target_": "gan_lightning.families.GAN", "latent_dim": 16, "generator": net, "discriminator": critic}
+    model = {"_target_": "gan_lightning.families.gan.GAN", "latent_dim": 16, "generator": net, "discriminator": critic}
     family = build_family(model, {"_target_": "gan_lightning.losses.NonSaturating"},
                           {"shape": list(data_shape), "bounded": bounded})
     return GANModule(family, optimizer={}, ema_decay=0.9).eval()
@@ -244,7 +246,7 @@ def _evaluate_like_training(rank: int, world: int, root: str, cache: str, broadc
     generates its share), for an image and a 2-D data module, with a stand-in for the Trainer."""
     from types import SimpleNamespace
 
-    from gan_lightning.metrics import MetricsCallback
+    from gan_lightning.metrics.callback import MetricsCallback
 
     values = {}
     for dm in (TorchvisionDataModule("fashion_mnist", root=root), GaussianMixtureDataModule()):
@@ -297,8 +299,8 @@ def test_two_process_ddp_gives_identical_values_on_both_ranks(fmnist, tmp_path, 
 
 
 def test_training_logs_metrics_and_keeps_the_best_checkpoint(make_cfg, tmp_path, fmnist_root, no_inception):
-    from gan_lightning.checkpoints import read_checkpoint
-    from gan_lightning.training import train
+    from gan_lightning.train.checkpoints import read_checkpoint
+    from gan_lightning.train.fit import train
 
     from .test_training import read_metrics
 
@@ -355,3 +357,16 @@ def test_evaluate_cli_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli("evaluate.py", f"ckpt={not_a_checkpoint}", "data=nope")
     assert proc.returncode == 2 and "unknown data 'nope'" in proc.stderr
+
+
+def test_setting_up_metrics_leaves_the_training_noise_alone(make_cfg, tmp_path):
+    """Building the feature networks draws initial weights, and only on a reference-cache miss: that must not
+    shift the training's random stream (a run with metrics trains the same weights as one without)."""
+    common = ["model=dcgan", "max_iterations=2", "callbacks.samples.every_n_iterations=0"]
+    with_metrics = train(make_cfg(*common, f"metrics.cache_dir={tmp_path / 'fresh_cache'}", "metrics.n_samples=64",
+                                  "metrics.n_reference=64", output_dir=tmp_path / "a"))
+    without = train(make_cfg(*common, "callbacks.metrics=null", "callbacks.best_checkpoint=null",
+                             output_dir=tmp_path / "b"))
+    a = read_checkpoint(with_metrics["last_checkpoint"])["state_dict"]
+    b = read_checkpoint(without["last_checkpoint"])["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

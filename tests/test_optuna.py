@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from gan_lightning.entry import precheck
+from gan_lightning.config.entry import precheck
 from gan_lightning.errors import UserError
 
 from .conftest import run_cli

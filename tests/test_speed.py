@@ -8,10 +8,11 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from gan_lightning.checkpoints import read_checkpoint
+from gan_lightning.train.checkpoints import read_checkpoint
 from gan_lightning.data import TensorBatchLoader, data_device
 from gan_lightning.errors import UserError
-from gan_lightning.training import build_module, train
+from gan_lightning.train.build import build_module
+from gan_lightning.train.fit import train
 
 COMMON = ["data.batch_size=16", "max_iterations=4", "callbacks.samples.every_n_iterations=0", "metrics=none"]
 

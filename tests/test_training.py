@@ -14,9 +14,10 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from gan_lightning.checkpoints import load_module, read_checkpoint
+from gan_lightning.train.checkpoints import load_module, read_checkpoint
 from gan_lightning.config import CONF_DIR
-from gan_lightning.training import build_module, train
+from gan_lightning.train.build import build_module
+from gan_lightning.train.fit import train
 
 from .conftest import ROOT, run_cli
 

@@ -1,4 +1,5 @@
-"""Drawing samples from a trained generator (``generate.py``)."""
+"""Drawing samples from a trained generator (``generate.py``): from noise (labels, codes), or from held-out data
+for families that generate from a source."""
 
 from __future__ import annotations
 
@@ -8,14 +9,10 @@ import numpy as np
 import torch
 from torchvision.io import write_png
 
-from .callbacks import render_points, to_uint8_grid
-from .checkpoints import load_module
+from .data.convert import to_uint8
 from .errors import UserError
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images -> uint8 [0, 255]."""
-    return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+from .render import panel_grid, render_points, to_uint8_grid
+from .train.checkpoints import load_module
 
 
 def resolve_label(family, label: int | str | None, class_names: list[str] | None = None) -> int | None:
@@ -23,7 +20,7 @@ def resolve_label(family, label: int | str | None, class_names: list[str] | None
     ``UserError`` for an unconditional model or an unknown class."""
     if label is None:
         return None
-    if not getattr(family, "conditional", False):
+    if not family.class_conditional:
         raise UserError(f"label={label}: this checkpoint's model is not class-conditional (train with model=cgan or "
                         "model=acgan), so its samples cannot be asked for a class; drop label=")
     k = family.num_classes
@@ -44,13 +41,16 @@ def resolve_label(family, label: int | str | None, class_names: list[str] | None
 
 
 def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, use_ema: bool = True,
-             device: str = "cpu", label: int | str | None = None) -> dict:
+             device: str = "cpu", label: int | str | None = None, data_dir: str = "data") -> dict:
     """Write ``n`` samples from the checkpoint's (EMA) generator to ``out`` (.npz, key ``images``: uint8 N×C×H×W,
     or ``points``: float32 N×2 for 2-D data) and a PNG grid of the first 64 beside it.
 
-    Conditional models (``family.conditional``): ``label`` (a class index or name) gives ``n`` samples of that
-    class; ``None`` gives the classes in turn (0, 1, ..., K-1, 0, ...), balanced. Their labels are saved too
-    (key ``labels``: int64 N)."""
+    Class-conditional families: ``label`` (a class index or name) gives ``n`` samples of that class; ``None``
+    gives the classes in turn (0, 1, ..., K-1, 0, ...), balanced. Their labels are saved too (key ``labels``:
+    int64 N). Families that generate from data (``family.needs_source``) translate the first ``n`` examples of
+    the data's held-out ``fixed_batch(n, "test", seed)`` (found from the checkpoint, under ``data_dir``): the
+    outputs are ``images``, with ``inputs`` and ``targets`` beside them (and ``labels`` where the data has classes),
+    and the grid shows input | output | target."""
     if n <= 0:
         raise UserError(f"n must be a positive integer; got {n}")
     out_path = Path(out)
@@ -59,15 +59,19 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     module = load_module(ckpt).to(device)
     family = module.family
     label = resolve_label(family, label, module.config.get("data", {}).get("class_names"))
-    labels = family.label_tensor(n, label) if family.conditional else None
+    labels = family.label_tensor(n, label) if family.class_conditional else None
+    source = None
+    if family.needs_source:
+        from .metrics.evaluation import infer_data
+
+        source = infer_data(module.config.get("data", {}), data_dir).fixed_batch(n, split="test", seed=seed)
     gen = torch.Generator().manual_seed(seed)
     chunks = []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        if labels is None:
-            inputs = family.sample_inputs(size, generator=gen)
-        else:
-            inputs = family.sample_inputs(size, generator=gen, labels=labels[start : start + size])
+        options = {} if labels is None else {"labels": labels[start : start + size]}
+        part = None if source is None else {k: v[start : start + size] for k, v in source.items()}
+        inputs = family.sample_inputs(size, generator=gen, source=part, **options)
         chunks.append(module.generate({k: v.to(device) for k, v in inputs.items()}, use_ema=use_ema).cpu())
     samples = torch.cat(chunks)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +80,16 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     if samples.dim() == 2:
         np.savez_compressed(out_path, points=samples.numpy().astype(np.float32), **extra)
         write_png(render_points(samples), str(grid_path))
+    elif source is not None:
+        spec = family.spec
+        extra = {"inputs": to_uint8(source[spec.source]).numpy(), "targets": to_uint8(source[spec.target]).numpy()}
+        if "y" in source:
+            extra["labels"] = source["y"].numpy()
+        np.savez_compressed(out_path, images=to_uint8(samples).numpy(), **extra)
+        first = {k: v[:16] for k, v in source.items()}
+        images, nrow = panel_grid(family.visuals(family.sample_inputs(len(samples[:16]), source=first),
+                                                 samples[:16]))
+        write_png(to_uint8_grid(images, nrow), str(grid_path))
     else:
         np.savez_compressed(out_path, images=to_uint8(samples).numpy(), **extra)
         write_png(to_uint8_grid(samples[:64]), str(grid_path))

@@ -12,22 +12,24 @@ import torch
 from pytorch_lightning.callbacks import Timer
 from torch import Tensor
 
-from ..callbacks import IterationCheckpoint
+from ..callbacks.checkpoints import IterationCheckpoint
 from ..errors import UserError
-from ..metrics_conditional import training_scores
+from .build import build_evaluator, feed, summary
 from .core import Evaluator
-from .setup import SPLITS, build_evaluator, feed, summary
-from .spaces import FEATURE_CHOICES
+from .options import MetricOptions
+from .registry import ScoreContext, classifier, family_scores
 
 log = logging.getLogger(__name__)
 
 
 class MetricsCallback(pl.Callback):
     """Every ``every_n_iterations`` generator iterations and at the end of training, draw ``n_samples`` samples
-    from the EMA generator (a fixed noise batch, ``seed``) and score them: FID, KID, IS, precision/recall in each
+    from the EMA generator (a fixed noise batch, ``seed``; for families that generate from data, the data module's
+    fixed held-out batch of that size) and score them: FID, KID, IS, precision/recall in each
     feature space (``metrics/fid``, ... for Inception; ``metrics/fid_domain``, ... for the domain classifier),
     class coverage (``metrics/classes_covered``, ``metrics/class_kl``); for 2-D mixtures, the data module's
-    ``score`` (``metrics/modes_covered``, ``metrics/high_quality_frac``, ``metrics/mode_kl``).
+    ``score`` (``metrics/modes_covered``, ``metrics/high_quality_frac``, ``metrics/mode_kl``); and the scores the
+    family's capabilities call for (``metrics.registry``: label accuracy, code accuracy, PSNR/SSIM/L1).
 
     Values go to the loggers with the iteration as the step (rank 0), to ``trainer.callback_metrics`` (for
     checkpoint monitoring) and, one JSON line per evaluation, to ``<trainer.default_root_dir>/metrics.jsonl``
@@ -47,9 +49,9 @@ class MetricsCallback(pl.Callback):
                  batch_size: int = 500, kid_subsets: int = 100):
         self.every_n_iterations = every_n_iterations
         self.n_samples = n_samples
-        self.options = dict(features=features, n_reference=n_reference, reference_split=reference_split,
-                            inception_weights=inception_weights, domain_weights=domain_weights, cache_dir=cache_dir,
-                            kid_subsets=kid_subsets)
+        self.options = MetricOptions(features=features, n_reference=n_reference, reference_split=reference_split,
+                                     inception_weights=inception_weights, domain_weights=domain_weights,
+                                     cache_dir=cache_dir, kid_subsets=kid_subsets)
         self.seed = seed
         self.batch_size = batch_size
         self.evaluator: Evaluator | None = None
@@ -60,12 +62,12 @@ class MetricsCallback(pl.Callback):
         self._train_start = time.perf_counter()
         self.setup_seconds = 0.0
         self._inputs: dict[str, Tensor] | None = None
+        self._source: dict[str, Tensor] | None = None
         self._protocol_logged = False
 
     # --- set-up ------------------------------------------------------------------------------------------------
     def _check_options(self) -> None:
         # Here rather than in __init__: Hydra would wrap a UserError raised while instantiating.
-        o = self.options
         if self.every_n_iterations is None or self.every_n_iterations < 0:
             raise UserError(f"metrics.every_n_iterations must be >= 0 (0: only at the end); got "
                             f"{self.every_n_iterations}")
@@ -73,16 +75,7 @@ class MetricsCallback(pl.Callback):
             raise UserError(f"metrics.n_samples must be at least 2; got {self.n_samples}")
         if self.batch_size is None or self.batch_size < 1:
             raise UserError(f"metrics.batch_size must be positive; got {self.batch_size}")
-        if o["features"] not in FEATURE_CHOICES:
-            raise UserError(f"metrics.features: unknown feature space {o['features']!r}; valid: "
-                            f"{', '.join(FEATURE_CHOICES)}")
-        if o["reference_split"] not in SPLITS:
-            raise UserError(f"metrics.reference_split must be one of {', '.join(SPLITS)}; got "
-                            f"{o['reference_split']!r}")
-        if o["n_reference"] is not None and o["n_reference"] < 2:
-            raise UserError(f"metrics.n_reference must be at least 2 or null; got {o['n_reference']}")
-        if o["kid_subsets"] is None or o["kid_subsets"] < 1:
-            raise UserError(f"metrics.kid_subsets must be positive; got {o['kid_subsets']}")
+        self.options.check("metrics.")
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit" or self.evaluator is not None:
@@ -119,7 +112,10 @@ class MetricsCallback(pl.Callback):
             log.info("metrics: set up in %.1f s (reference statistics included)", self.setup_seconds)
 
     def _build(self, datamodule, warn) -> None:
-        self.evaluator, self.protocol = build_evaluator(datamodule, warn=warn, **self.options)
+        # Outside the training's random stream: building the feature networks draws initial weights, and only when
+        # the reference statistics are not cached yet, so the same seed would otherwise train differently.
+        with torch.random.fork_rng(devices=[]):
+            self.evaluator, self.protocol = build_evaluator(datamodule, self.options, warn=warn)
 
     def fid_key(self) -> str | None:
         """The logged name of the FID to select checkpoints by: Inception's where it is computed, else the
@@ -140,8 +136,12 @@ class MetricsCallback(pl.Callback):
             log.info("metrics: a fresh run; the earlier history is now %s", aside)
 
     # --- when -------------------------------------------------------------------------------------------------
+    def _active(self, pl_module) -> bool:
+        """Anything to score: feature spaces or mixture scores, or the paired scores of a family with targets."""
+        return self.evaluator is not None and (self.evaluator.active or pl_module.family.paired)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.evaluator is None or not self.evaluator.active:
+        if not self._active(pl_module):
             return
         it = pl_module.iteration
         if it == self.evaluated_iteration:
@@ -152,14 +152,16 @@ class MetricsCallback(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         # Stopped some other way (interrupted, or time ran out between our check and the Timer's).
-        if self.evaluator is not None and self.evaluator.active and pl_module.iteration != self.evaluated_iteration:
+        if self._active(pl_module) and pl_module.iteration != self.evaluated_iteration:
             self.evaluate(trainer, pl_module, in_loop=False)
 
     @staticmethod
     def _training_ends_now(trainer) -> bool:
         """Is this the last batch? (max_iterations reached, a stop requested, or max_time used up: the Timer
         callback runs after this one and decides the same way, on rank 0's clock.)"""
-        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        module = trainer.lightning_module
+        limit = getattr(module, "max_iterations", None)
+        if limit is not None and module.iteration >= limit:
             return True
         if trainer.should_stop:
             return True
@@ -169,10 +171,15 @@ class MetricsCallback(pl.Callback):
         return bool(trainer.strategy.broadcast(timer.time_remaining() <= 0, src=0))
 
     # --- what -------------------------------------------------------------------------------------------------
-    def _fixed_inputs(self, pl_module) -> dict[str, Tensor]:
+    def _fixed_inputs(self, trainer, pl_module) -> dict[str, Tensor]:
+        """The same generator inputs at every evaluation: noise from ``seed``, or for families that generate from
+        data, the data module's fixed held-out batch (``fixed_batch(n_samples, "test", seed)``)."""
         if self._inputs is None:
+            family = pl_module.family
+            if family.needs_source:
+                self._source = trainer.datamodule.fixed_batch(self.n_samples, split="test", seed=self.seed)
             gen = torch.Generator().manual_seed(self.seed)
-            self._inputs = pl_module.family.sample_inputs(self.n_samples, generator=gen)
+            self._inputs = family.sample_inputs(self.n_samples, generator=gen, source=self._source)
         return self._inputs
 
     def evaluate(self, trainer, pl_module, in_loop: bool = True) -> dict[str, float]:
@@ -182,16 +189,19 @@ class MetricsCallback(pl.Callback):
         it = pl_module.iteration
         evaluator = self.evaluator.to(pl_module.device)
         evaluator.reset()
-        inputs = self._fixed_inputs(pl_module)
+        inputs = self._fixed_inputs(trainer, pl_module)
         rank, world = trainer.global_rank, trainer.world_size
         lo, hi = rank * self.n_samples // world, (rank + 1) * self.n_samples // world
         batches = ({k: v[s : min(s + self.batch_size, hi)] for k, v in inputs.items()}
                    for s in range(lo, hi, self.batch_size))
-        feed(evaluator, pl_module, batches, pl_module.device)
-        values = evaluator.compute()
-        evaluator.reset()
-        values.update(training_scores(pl_module, trainer.datamodule, evaluator.spaces, self.n_samples,
-                                      seed=self.seed, batch_size=self.batch_size))
+        values: dict[str, float] = {}
+        if evaluator.active:
+            feed(evaluator, pl_module, batches, pl_module.device)
+            values = evaluator.compute()
+            evaluator.reset()
+        values.update(family_scores(ScoreContext(
+            pl_module, trainer.datamodule, classifier(trainer.datamodule, evaluator.spaces), self.n_samples,
+            seed=self.seed, batch_size=self.batch_size, source=self._source)))
         self.latest, self.evaluated_iteration = values, it
         metrics = {f"metrics/{k}": float(v) for k, v in values.items()}
         if trainer.is_global_zero:

@@ -25,7 +25,7 @@ import torch
 def _train_rate(overrides: list[str], iterations: int, out_dir: str) -> float:
     """Generator iterations per second of ``train()`` (metrics off), first 30 iterations excluded."""
     from gan_lightning.config import compose_config
-    from gan_lightning.training import train
+    from gan_lightning.train.fit import train
 
     def run(n: int) -> float:
         cfg = compose_config(["trainer=cpu", "logger=none", "metrics=none", "callbacks=none",
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     from hydra.utils import instantiate
 
     from gan_lightning.config import compose_config
-    from gan_lightning.metrics.setup import build_evaluator, feed
-    from gan_lightning.training import build_module
+    from gan_lightning.metrics.build import build_evaluator, feed
+    from gan_lightning.metrics.options import MetricOptions
+    from gan_lightning.train.build import build_module
 
     out_dir = tempfile.mkdtemp(prefix="metrics_cost_")
     cfg = compose_config(["trainer=cpu", *args.overrides], out_dir)
@@ -61,10 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     module = build_module(cfg, datamodule).eval()
     m = cfg.metrics
     t0 = time.perf_counter()
-    evaluator, protocol = build_evaluator(
-        datamodule, features=m.features, n_reference=m.n_reference, reference_split=m.reference_split,
-        inception_weights=m.inception_weights, domain_weights=m.domain_weights, cache_dir=m.cache_dir,
-        kid_subsets=m.kid_subsets, warn=lambda message: None)
+    options = MetricOptions(features=m.features, n_reference=m.n_reference, reference_split=m.reference_split,
+                            inception_weights=m.inception_weights, domain_weights=m.domain_weights,
+                            cache_dir=m.cache_dir, kid_subsets=m.kid_subsets)
+    evaluator, protocol = build_evaluator(datamodule, options, warn=lambda message: None)
     setup_s = time.perf_counter() - t0
     inputs = module.family.sample_inputs(m.n_samples, generator=torch.Generator().manual_seed(m.seed))
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_module, read_checkpoint
-from ..config import check_targets
+from ..config.checks import check_targets
 from ..errors import UserError
+from ..train.checkpoints import load_module, read_checkpoint
+from .build import build_evaluator, feed, summary
 from .domain import sha256_file
-from .setup import build_evaluator, feed, summary
+from .options import MetricOptions
+from .registry import ScoreContext, classifier, family_scores
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +25,15 @@ def infer_data(data_info: dict, data_dir: str):
     the training stored it (``data.cfg``), else recognised from the class names and shape."""
     from hydra.utils import instantiate
 
-    from ..data import _TORCHVISION, GaussianMixtureDataModule, TorchvisionDataModule
+    from ..data import TORCHVISION, GaussianMixtureDataModule, TorchvisionDataModule
 
     if isinstance(data_info.get("cfg"), dict):
         check_targets(data_info["cfg"])
         return instantiate(data_info["cfg"])
     names = data_info.get("class_names") or []
     shape = list(data_info.get("shape") or [])
-    for name, spec in _TORCHVISION.items():
-        if list(spec.classes) == list(names) and len(shape) == 3:
+    for name, known in TORCHVISION.items():
+        if list(known.classes) == list(names) and len(shape) == 3:
             return TorchvisionDataModule(name, root=data_dir, image_size=shape[-1], channels=shape[0])
     if shape == [2] and names and all(n == f"mode {i}" for i, n in enumerate(names)):
         kind = {8: "ring", 25: "grid"}.get(len(names))
@@ -58,7 +60,8 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
              reference_split: str = "train", inception_weights: str | None = None,
              domain_weights: str | None = None, cache_dir: str | None = None, kid_subsets: int = 100) -> dict:
     """Score ``n`` samples of the checkpoint's (EMA) generator. The samples are those ``generate.py`` writes
-    for the same ``seed`` and ``batch_size``. Returns ``{"metrics", "protocol", "checkpoint"}``."""
+    for the same ``seed`` and ``batch_size`` (for families that generate from data: from the data's held-out
+    ``fixed_batch(n, "test", seed)``). Returns ``{"metrics", "protocol", "checkpoint"}``."""
     from hydra.utils import instantiate
 
     if n < 2:
@@ -79,27 +82,37 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
         datamodule = instantiate(_fill_shape(data, list(data_info.get("shape") or [])))
     else:
         datamodule = infer_data(data_info, data_dir)
-    if list(datamodule.shape) != list(data_info.get("shape", datamodule.shape)):
-        raise UserError(f"the data's shape {list(datamodule.shape)} is not the generator's {data_info['shape']}: "
-                        "set data.image_size / data.channels to match")
+    if list(datamodule.spec.shape) != list(data_info.get("shape", datamodule.spec.shape)):
+        raise UserError(f"the data's shape {list(datamodule.spec.shape)} is not the generator's "
+                        f"{data_info['shape']}: set data.image_size / data.channels to match")
 
-    evaluator, protocol = build_evaluator(datamodule, features=features, n_reference=n_reference,
-                                          reference_split=reference_split, inception_weights=inception_weights,
-                                          domain_weights=domain_weights, cache_dir=cache_dir,
-                                          kid_subsets=kid_subsets,
+    options = MetricOptions(features=features, n_reference=n_reference, reference_split=reference_split,
+                            inception_weights=inception_weights, domain_weights=domain_weights,
+                            cache_dir=cache_dir, kid_subsets=kid_subsets).check()
+    evaluator, protocol = build_evaluator(datamodule, options,
                                           warn=lambda m: print(f"warning: {m}", file=sys.stderr))
-    if not evaluator.active:
+    if not evaluator.active and not module.family.paired:
         raise UserError("nothing to evaluate: no feature space for this data (see the warning above)")
     protocol["generated"] = {"n": n, "seed": seed, "batch_size": batch_size,
                              "generator": "EMA generator" if use_ema else "raw generator (use_ema=false)",
                              "noise": "family.sample_inputs per batch from one torch.Generator (as generate.py)",
                              "quantization": "uint8: round((x + 1) * 127.5), clamped (images)"}
     evaluator.to(device)
+    family = module.family
+    source = datamodule.fixed_batch(n, split="test", seed=seed) if family.needs_source else None
     gen = torch.Generator().manual_seed(seed)
-    batches = (module.family.sample_inputs(min(batch_size, n - start), generator=gen)
+
+    def part(start: int) -> dict | None:
+        return None if source is None else {k: v[start : start + batch_size] for k, v in source.items()}
+
+    batches = (family.sample_inputs(min(batch_size, n - start), generator=gen, source=part(start))
                for start in range(0, n, batch_size))
-    feed(evaluator, module, batches, device, use_ema=use_ema)
-    metrics = evaluator.compute()
+    metrics = {}
+    if evaluator.active:
+        feed(evaluator, module, batches, device, use_ema=use_ema)
+        metrics = evaluator.compute()
+    metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
+                                              seed=seed, batch_size=batch_size, use_ema=use_ema, source=source)))
     result = {
         "metrics": metrics,
         "protocol": protocol,
@@ -112,7 +125,7 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
     return result
 
 
-def report(result: dict) -> str:
+def format_table(result: dict) -> str:
     """The metrics as a table, each preceded by how they were made."""
     p = result["protocol"]
     lines = [f"checkpoint: {result['checkpoint']['path']} (iteration {result['checkpoint']['iteration']})",

@@ -1,13 +1,16 @@
 """The training schedule: one LightningModule for every GAN family.
 
-Each batch is one discriminator step; after every ``n_critic`` of them comes one generator step. That is
-Algorithm 1 of Goodfellow et al. (2014) and of the WGAN papers: k discriminator updates, each on a fresh real batch,
-then one generator update. A *generator iteration* (``self.iteration``) is the unit of every count a user sets
-(``max_iterations``, sample and checkpoint intervals); Lightning's ``global_step`` counts optimizer steps, exactly
-``n_critic + 1`` per iteration.
+An *iteration* is ``n_critic`` batches. On each batch the module runs the family's phases (``family.phases()``)
+in order: a phase ``per="batch"`` on every batch, a phase ``per="iteration"`` on the iteration's last batch, each
+on every ``interval``-th occasion and while ``active``. The default phases are Algorithm 1 of Goodfellow et al.
+(2014) and of the WGAN papers: k discriminator updates, each on a fresh real batch, then one generator update.
 
-Nothing here is model-specific: the family (``families.py``) says which networks each player owns and how a step's
-loss is computed.
+The iteration (``self.iteration``) is the only unit a user sets and the code counts: ``max_iterations`` (this
+module stops the trainer), sample, metric and checkpoint intervals, resume. Lightning's ``global_step`` counts
+optimizer steps, which phases may add (lazy regularisation) or skip (a warm-up); nothing here depends on it.
+
+Nothing here is model-specific: the family (``core.family``) says which networks each player owns, which phases
+it runs and how a step's loss is computed.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pytorch_lightning.loggers import WandbLogger
 import torch
 from torch import Tensor, nn
 
-from .errors import TrainingDiverged
-from .families import GANFamily, StepContext, StepResult
+from ..errors import TrainingDiverged
+from .family import GANFamily, Phase, StepContext, StepResult
 
-PLAYERS = GANFamily.PLAYERS  # ("generator", "discriminator"): optimizer 0 is the generator's
+UNBOUNDED_STEPS = 2**62
+"""The ``max_steps`` to give the Trainer: the module stops it at ``max_iterations``, but Lightning restores a
+data loader's position in an unfinished epoch only when it sees iteration-based training (``max_steps != -1``)."""
 
 
 class GANModule(pl.LightningModule):
@@ -34,7 +39,7 @@ class GANModule(pl.LightningModule):
     Args:
         family: the networks and losses (a ``GANFamily``).
         optimizer: per player (``generator``, ``discriminator``), a factory taking parameters (Hydra ``_partial_``).
-        n_critic: discriminator steps per generator step.
+        n_critic: batches per iteration: discriminator steps per generator step in the default phases.
         scheduler: optional per-player LR scheduler factories taking the optimizer, stepped once per iteration.
         ema_decay: decay of the generator's exponential moving average; ``None`` or 0 turns it off.
         ema_warmup: use ``min(decay, (1 + i) / (10 + i))`` at iteration ``i`` so early averages forget the init.
@@ -48,6 +53,7 @@ class GANModule(pl.LightningModule):
             graphs). Parameter names, and so checkpoints, are those of the uncompiled networks.
         channels_last: keep image networks and real batches in channels-last memory format (faster convolutions
             on tensor-core GPUs under mixed precision).
+        max_iterations: stop the trainer when this many iterations are done (``None``: the trainer decides).
         config: plain dict saved in checkpoints so that ``generate.py`` can rebuild the family.
     """
 
@@ -64,6 +70,7 @@ class GANModule(pl.LightningModule):
         stop_on_nonfinite: bool = True,
         compile: bool | str = False,
         channels_last: bool = False,
+        max_iterations: int | None = None,
         config: dict | None = None,
     ):
         super().__init__()
@@ -79,35 +86,55 @@ class GANModule(pl.LightningModule):
         self.stop_on_nonfinite = stop_on_nonfinite
         self.compile_mode = compile
         self.channels_last = channels_last
+        self.max_iterations = max_iterations
         self.config = config or {}
+        self.phases: list[Phase] = family.phases()
         self.generator_ema = copy.deepcopy(family.generator).requires_grad_(False) if self.ema_decay else None
         self.iteration = 0  # generator iterations completed
-        self._d_steps = 0  # discriminator steps since the last generator step
+        self._batch_in_iteration = 0  # batches of the current iteration already done
         self._player_of: dict[int, str] = {}  # id(torch optimizer) -> player
+        self._optimizer_index: dict[str, int] = {}  # player -> index in self.optimizers()
         self._grad_norms: dict[str, Tensor] = {}
+        self._logs: dict[str, Tensor] = {}  # this iteration's values to log
         self._rng_restored = False
         self.rollbacks = 0  # times training went back to the last checkpoint after diverging
 
-    # --- step units ------------------------------------------------------------------------------------------
-    @property
-    def optimizer_steps_per_iteration(self) -> int:
-        return self.n_critic + 1
-
-    def optimizer_steps(self, iterations: int) -> int:
-        """Lightning's ``global_step`` after ``iterations`` generator iterations (for ``max_steps`` etc.)."""
-        return iterations * self.optimizer_steps_per_iteration
-
     # --- optimizers ------------------------------------------------------------------------------------------
+    def lazy_ratio(self, player: str) -> float:
+        """``c = r / (r + 1)`` for a player with a lazy regularisation phase of interval ``r`` (1: none): its
+        learning rate is multiplied by ``c`` and its betas raised to ``c``, so that the regulariser's extra steps
+        leave the optimizer's effective step size and momentum as they were (Karras et al. 2020)."""
+        ratio = 1.0
+        for phase in self.phases:
+            if phase.lazy and phase.player == player:
+                ratio *= phase.interval / (phase.interval + 1)
+        return ratio
+
     def configure_optimizers(self):
         optimizers, schedulers = [], []
-        for player in PLAYERS:
-            opt = self.optimizer_factories[player](self.family.parameters_of(player))
+        for player in self.family.players:
+            factory = self.optimizer_factories[player]
+            ratio = self.lazy_ratio(player)
+            if ratio != 1.0:
+                kwargs = dict(getattr(factory, "keywords", {}))
+                overrides = {"lr": kwargs.get("lr", 1e-3) * ratio}
+                if "betas" in kwargs:
+                    overrides["betas"] = tuple(b**ratio for b in kwargs["betas"])
+                opt = factory(self.family.parameters_of(player), **overrides)
+            else:
+                opt = factory(self.family.parameters_of(player))
             self._player_of[id(opt)] = player
+            self._optimizer_index[player] = len(optimizers)
             optimizers.append(opt)
             factory = self.scheduler_factories.get(player)
             if factory is not None:
                 schedulers.append({"scheduler": factory(opt), "interval": "step", "name": f"lr_{player}"})
         return optimizers, schedulers
+
+    def _optimizer(self, player: str):
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return optimizers[self._optimizer_index[player]]
 
     # --- speed options ---------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -115,47 +142,62 @@ class GANModule(pl.LightningModule):
             self.to(memory_format=torch.channels_last)  # only 4-D parameters change; MLPs are unaffected
         if self.compile_mode and not getattr(self, "_compiled", False):
             mode = None if self.compile_mode in (True, "default") else self.compile_mode
-            nets = {id(n): n for player in PLAYERS for n in self.family.networks_of(player)}
+            nets = {id(n): n for player in self.family.players for n in self.family.networks_of(player)}
             for net in nets.values():  # the trained networks; the EMA copy is for sampling only
                 net.compile(mode=mode)
             self._compiled = True
 
     def _format(self, batch):
-        if self.channels_last and isinstance(batch, dict) and getattr(batch.get("x"), "ndim", 0) == 4:
-            batch = {**batch, "x": batch["x"].contiguous(memory_format=torch.channels_last)}
+        if self.channels_last and isinstance(batch, dict):
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if getattr(v, "ndim", 0) == 4 else v
+                     for k, v in batch.items()}
         return batch
 
     # --- the schedule ----------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
         batch = self._format(batch)
-        opt_g, opt_d = self.optimizers()
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        ctx = StepContext(iteration=self.iteration, scaler=scaler)
-
-        d_result = self._optimize(opt_d, "discriminator", self.family.discriminator_step, batch, ctx)
-        self.family.after_discriminator_step()
-        self._d_steps += 1
-        if self._d_steps < self.n_critic:
+        if self._batch_in_iteration == 0:
+            self._logs = {}
+        last = self._batch_in_iteration == self.n_critic - 1
+        ctx = StepContext(iteration=self.iteration, scaler=scaler, batch_in_iteration=self._batch_in_iteration,
+                          n_critic=self.n_critic)
+        for phase in self.phases:
+            if phase.per == "iteration" and not last:
+                continue
+            if ctx.occasion(phase) % phase.interval:
+                continue
+            ctx.phase = phase
+            if phase.active is not None and not phase.active(ctx):
+                continue
+            result = self._optimize(phase, batch, ctx)
+            self._logs.update({k: v.detach() if isinstance(v, Tensor) else v for k, v in result.logs.items()})
+        if not last:
+            self._batch_in_iteration += 1
             return
-        self._d_steps = 0
-
-        g_result = self._optimize(opt_g, "generator", self.family.generator_step, batch, ctx)
+        self._batch_in_iteration = 0
         self.iteration += 1
         self._average_buffers_across_ranks()
         self._update_ema()
         for sched in self._schedulers():
             sched.step()
         if self._logging_now():
-            self._log_iteration(d_result, g_result, opt_g, opt_d)
+            self._log_iteration()
+        if self.max_iterations is not None and self.iteration >= self.max_iterations:
+            self.trainer.should_stop = True
 
-    def _optimize(self, optimizer, player: str, step_fn, batch, ctx: StepContext) -> StepResult:
+    def _optimize(self, phase: Phase, batch, ctx: StepContext) -> StepResult:
+        optimizer = self._optimizer(phase.player)
         with self.toggled_optimizer(optimizer):
-            result = step_fn(batch, ctx)
+            result = getattr(self.family, phase.step)(batch, ctx)
+            if result.loss is None:
+                return result
             if self.stop_on_nonfinite and ctx.scaler is None:
-                self._check_finite(player, result.loss)
+                self._check_finite(phase.player, result.loss)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(result.loss)
             optimizer.step()
+        self.family.after_step(phase)
         return result
 
     def _check_finite(self, player: str, loss: Tensor) -> None:
@@ -185,12 +227,13 @@ class GANModule(pl.LightningModule):
         # upcoming: asked during an iteration's steps, before self.iteration counts it.
         return (self.iteration + int(upcoming)) % self.log_every_n_iterations == 0
 
-    def _log_iteration(self, d_result: StepResult, g_result: StepResult, opt_g, opt_d) -> None:
-        values: dict[str, Tensor | float] = {k: v.detach() for k, v in {**d_result.logs, **g_result.logs}.items()}
+    def _log_iteration(self) -> None:
+        values: dict[str, Tensor | float] = dict(self._logs)
         for player, norm in self._grad_norms.items():
             values[f"grad_norm_{player[0]}"] = norm
-        values["lr_g"] = opt_g.param_groups[0]["lr"]
-        values["lr_d"] = opt_d.param_groups[0]["lr"]
+        for player in self.family.players:  # lr_g, lr_d; further parameter groups as lr_g1, lr_g2, ...
+            for i, group in enumerate(self._optimizer(player).param_groups):
+                values[f"lr_{player[0]}{i or ''}"] = group["lr"]
         values["iteration"] = float(self.iteration)
         # Straight to the loggers, with the iteration as the step: self.log would re-send these values on every
         # batch until the next call, and count steps in batches.
@@ -199,7 +242,9 @@ class GANModule(pl.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=self.iteration)
                 logger.save()
-        self.log_dict({"loss_d": values["loss_d"], "loss_g": values["loss_g"]}, prog_bar=True, logger=False)
+        shown = {k: values[k] for k in self.family.log_keys if k in values}
+        if shown:
+            self.log_dict(shown, prog_bar=True, logger=False)
 
     def _schedulers(self) -> list:
         scheds = self.lr_schedulers()
@@ -267,7 +312,7 @@ class GANModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gan_lightning"] = {
             "iteration": self.iteration,
-            "d_steps": self._d_steps,
+            "d_steps": self._batch_in_iteration,  # batches of the iteration in progress (the name predates phases)
             "config": self.config,
             "rng": self._rng_states(),  # one state per rank
             "wandb_run_id": next((lg.version for lg in self.loggers if isinstance(lg, WandbLogger)), None),
@@ -276,7 +321,7 @@ class GANModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("gan_lightning", {})
         self.iteration = int(state.get("iteration", 0))
-        self._d_steps = int(state.get("d_steps", 0))
+        self._batch_in_iteration = int(state.get("d_steps", 0))
         rng = state.get("rng", {})
         rank = self.global_rank
         if rng.get("torch"):

@@ -11,7 +11,7 @@ loss's objective + ``info_weight`` x L_I on its fakes, which trains the shared t
 minimises the loss's objective + ``info_weight`` x L_I through the (frozen) trunk and Q, which trains G to make the
 codes recoverable. See docs/architecture.md for why Q sits with the discriminator.
 
-Labels are not used: InfoGAN trains on unlabelled data. With labels, ``metrics_conditional`` measures how well the
+Labels are not used: InfoGAN trains on unlabelled data. With labels, ``metrics.codes`` measures how well the
 categorical code matches the classes.
 """
 
@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .conditional import _is_int, _is_number
-from .families import Batch, GANFamily, GridInputs, StepContext, StepResult
-from .losses import GANLoss
-from .networks.conditional import QHead
+from ..config.checks import is_int, is_number
+from ..core.family import Batch, GANFamily, GridInputs, StepContext, StepResult
+from ..data.spec import DataSpec
+from ..losses import GANLoss
+from ..networks.heads import QHead
 
 
 class InfoGAN(GANFamily):
@@ -40,6 +41,7 @@ class InfoGAN(GANFamily):
         q_hidden: width of Q's hidden layer.
     """
 
+    has_codes = True
     TRAVERSAL_RANGE = 2.0  # grids sweep continuous codes over [-2, 2], past the prior's [-1, 1] (as in the paper)
 
     def __init__(
@@ -47,28 +49,26 @@ class InfoGAN(GANFamily):
         generator: Callable[..., nn.Module],
         discriminator: Callable[..., nn.Module],
         loss: GANLoss,
-        data_shape: Sequence[int],
+        spec: DataSpec,
         latent_dim: int = 62,
         categorical_dim: int = 10,
         continuous_dim: int = 2,
         info_weight: float = 1.0,
         continuous_weight: float = 0.1,
         q_hidden: int = 128,
-        bounded: bool = True,
-        num_classes: int | None = None,
     ):
         for name, value, low in (("categorical_dim", categorical_dim, 2), ("continuous_dim", continuous_dim, 0),
                                  ("q_hidden", q_hidden, 1)):
-            if not _is_int(value) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
         for name, value in (("info_weight", info_weight), ("continuous_weight", continuous_weight)):
-            if not _is_number(value) or value < 0:
+            if not is_number(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-        super().__init__(loss, data_shape, num_classes)
+        super().__init__(loss, spec)
         self.latent_dim, self.categorical_dim, self.continuous_dim = latent_dim, categorical_dim, continuous_dim
         self.info_weight, self.continuous_weight = info_weight, continuous_weight
         self.generator = generator(latent_dim=latent_dim + categorical_dim + continuous_dim,
-                                   out_shape=self.data_shape, bounded=bounded)
+                                   out_shape=self.data_shape, bounded=spec.bounded)
         self.discriminator = discriminator(in_shape=self.data_shape)
         self.q_head = QHead(self.discriminator.feature_dim, categorical_dim, continuous_dim, q_hidden)
 
@@ -76,9 +76,6 @@ class InfoGAN(GANFamily):
         return {"generator": [self.generator], "discriminator": [self.discriminator, self.q_head]}[player]
 
     # --- codes -----------------------------------------------------------------------------------------------
-    def noise(self, n: int, device=None, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
-
     def sample_codes(self, n: int, device=None, generator: torch.Generator | None = None,
                      categorical: int | Tensor | None = None) -> dict[str, Tensor]:
         """``{"z", "c", "c_cont"}`` from the prior; ``categorical``: one code value for all, or one per sample."""
@@ -118,7 +115,7 @@ class InfoGAN(GANFamily):
         return self.discriminator.head(h).view(-1), h
 
     def discriminator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        real = batch["x"]
+        real = batch[self.spec.target]
         inputs = self.sample_codes(real.shape[0], real.device)
         with torch.no_grad():
             fake = self.generator(self.generator_input(inputs))
@@ -126,17 +123,12 @@ class InfoGAN(GANFamily):
         d_fake, h_fake = self._scores(fake)
         loss = self.loss.discriminator_loss(d_real, d_fake)
         info, _ = self.info_loss(h_fake, inputs)
-        logs = {"loss_d": loss, "D(x)": self.loss.score(d_real).mean(), "D(G(z))": self.loss.score(d_fake).mean(),
-                "loss_info_d": info}
-        total = loss + self.info_weight * info
-        reg = self.loss.regularizer(self.discriminator, real, fake, grad_scale=ctx.grad_scale)
-        if reg is not None:
-            logs["reg_d"] = reg
-            total = total + reg
-        return StepResult(total, logs)
+        logs = {**self.d_logs(loss, d_real, d_fake), "loss_info_d": info}
+        return StepResult(self.add_regularizer(loss + self.info_weight * info, logs, real, fake, ctx), logs)
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        inputs = self.sample_codes(batch["x"].shape[0], batch["x"].device)
+        real = batch[self.spec.target]
+        inputs = self.sample_codes(real.shape[0], real.device)
         d_fake, h_fake = self._scores(self.generator(self.generator_input(inputs)))
         loss = self.loss.generator_loss(d_fake)
         info, accuracy = self.info_loss(h_fake, inputs)
@@ -144,14 +136,14 @@ class InfoGAN(GANFamily):
 
     # --- sampling --------------------------------------------------------------------------------------------
     def sample_inputs(self, n: int, generator: torch.Generator | None = None, device=None,
-                      categorical: int | Tensor | None = None) -> dict[str, Tensor]:
+                      source: Batch | None = None, categorical: int | Tensor | None = None) -> dict[str, Tensor]:
         return {k: v.to(device) for k, v in self.sample_codes(n, generator=generator, categorical=categorical).items()}
 
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         return (net or self.generator)(self.generator_input(inputs))
 
     def grid_inputs(self, n: int, nrow: int = 8, generator: torch.Generator | None = None,
-                    class_names: Sequence[str] | None = None) -> GridInputs:
+                    class_names: Sequence[str] | None = None, source: Batch | None = None) -> GridInputs:
         """Latent traversals from one noise vector: for each continuous code, a block of ``categorical_dim`` rows
         (categorical value 0, 1, ... top to bottom) of ``nrow`` columns sweeping that code from -2 to 2 (the
         other continuous codes at 0). Without continuous codes, the columns are different noise vectors. 2-D

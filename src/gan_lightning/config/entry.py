@@ -1,13 +1,15 @@
-"""Hydra entry points with checks before launch: a bad override is one line on stderr, not a traceback."""
+"""What the entry points share: checks before launch, and user errors as one line on stderr with exit status 2
+(a bad override, a missing file: never a traceback)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
-from .cli import report_user_errors
-from .config import CONF_DIR, check_overrides, one_line, validate
-from .errors import UserError
+from ..errors import UserError
+from .checks import one_line, validate
+from .compose import CONF_DIR, check_overrides
 
 _FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
 
@@ -52,3 +54,24 @@ def run(main: Callable[[], None], config_name: str) -> None:
     """Pre-check ``sys.argv`` then hand over to the ``@hydra.main`` function ``main``."""
     report_user_errors(precheck, sys.argv[1:], config_name)
     main()
+
+
+def report_user_errors(fn: Callable[..., Any], *args, **kwargs) -> Any:
+    """Run ``fn``; a ``UserError`` (or running out of GPU memory) becomes one line on stderr and exit status 2,
+    a SIGTERM that Lightning turned into an exception a clean exit with status 143."""
+    try:
+        return fn(*args, **kwargs)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except SystemExit as e:
+        if type(e).__name__ != "SIGTERMException":  # Lightning's; not imported here to keep errors fast
+            raise
+        print("stopped by SIGTERM; checkpoints/last.ckpt holds the state to resume from", file=sys.stderr)
+        sys.exit(143)
+    except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
+        if type(e).__name__ != "OutOfMemoryError":
+            raise
+        print("error: out of GPU memory: lower data.batch_size (or the model's width) and run again",
+              file=sys.stderr)
+        sys.exit(2)

@@ -1,7 +1,7 @@
 """Class-conditional GAN families: CGAN and ACGAN.
 
 Both condition the generator on a class label through a learned embedding beside the noise
-(``networks.conditional.ConditionalGenerator``) and train on labelled batches ``{"x", "y"}``. Fakes in a step are
+(``networks.heads.ConditionalGenerator``) and train on labelled batches ``{"x", "y"}``. Fakes in a step are
 drawn for the labels of that step's real batch, so real and fake share one label distribution (the data's) and
 the gradient penalty's interpolates lie between a real and a fake image of the same class.
 
@@ -23,17 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .families import Batch, GANFamily, GridInputs, StepContext, StepResult
-from .losses import GANLoss
-from .networks.conditional import AuxiliaryClassifierDiscriminator, ConditionalGenerator, conditional_discriminator
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+from ..config.checks import is_int, is_number
+from ..core.family import Batch, GANFamily, GridInputs, StepContext, StepResult
+from ..data.spec import DataSpec
+from ..losses import GANLoss
+from ..networks.heads import AuxiliaryClassifierDiscriminator, ConditionalGenerator, conditional_discriminator
 
 
 def require_labels(model: str, num_classes: int | None) -> int:
@@ -50,25 +44,21 @@ def require_labels(model: str, num_classes: int | None) -> int:
 class ConditionalFamily(GANFamily):
     """What CGAN and ACGAN share: the conditional generator, labels in and out, one grid row per class."""
 
-    conditional = True
+    class_conditional = True
     model_name = "conditional"
 
-    def __init__(self, generator: Callable[..., nn.Module], loss: GANLoss, data_shape: Sequence[int],
-                 latent_dim: int, num_classes: int | None, bounded: bool, embed_dim: int, class_norm: bool = False,
-                 diversity_weight: float = 0.0):
-        num_classes = require_labels(self.model_name, num_classes)
-        if not _is_int(embed_dim) or embed_dim < 1:
+    def __init__(self, generator: Callable[..., nn.Module], loss: GANLoss, spec: DataSpec, latent_dim: int,
+                 embed_dim: int, class_norm: bool = False, diversity_weight: float = 0.0):
+        num_classes = require_labels(self.model_name, spec.num_classes)
+        if not is_int(embed_dim) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive integer; got {embed_dim!r}")
-        if not _is_number(diversity_weight) or diversity_weight < 0:
+        if not is_number(diversity_weight) or diversity_weight < 0:
             raise ValueError(f"diversity_weight must be a number >= 0; got {diversity_weight!r}")
         self.diversity_weight = float(diversity_weight)
-        super().__init__(loss, data_shape, num_classes)
+        super().__init__(loss, spec)
         self.latent_dim = latent_dim
-        backbone = generator(latent_dim=latent_dim + embed_dim, out_shape=self.data_shape, bounded=bounded)
+        backbone = generator(latent_dim=latent_dim + embed_dim, out_shape=self.data_shape, bounded=spec.bounded)
         self.generator = ConditionalGenerator(backbone, num_classes, embed_dim, class_norm=bool(class_norm))
-
-    def noise(self, n: int, device=None, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
 
     def labels(self, batch: Batch) -> Tensor:
         y = batch.get("y")
@@ -115,6 +105,7 @@ class ConditionalFamily(GANFamily):
         return y
 
     def sample_inputs(self, n: int, generator: torch.Generator | None = None, device=None,
+                      source: Batch | None = None,
                       labels: int | Tensor | Sequence[int] | None = None) -> dict[str, Tensor]:
         """Noise ``z`` and labels ``y`` (balanced over the classes unless ``labels`` says otherwise: one class
         index for all, or one per sample). The noise is the same whatever the labels."""
@@ -125,7 +116,7 @@ class ConditionalFamily(GANFamily):
         return (net or self.generator)(inputs["z"], inputs["y"])
 
     def grid_inputs(self, n: int, nrow: int = 8, generator: torch.Generator | None = None,
-                    class_names: Sequence[str] | None = None) -> GridInputs:
+                    class_names: Sequence[str] | None = None, source: Batch | None = None) -> GridInputs:
         """Images: one row of ``nrow`` samples per class, the same noise down each column (``n`` is not used).
         2-D points: ``n`` samples, classes balanced (a scatter plot has no rows)."""
         if len(self.data_shape) == 1:
@@ -136,15 +127,6 @@ class ConditionalFamily(GANFamily):
         names = list(class_names) if class_names and len(class_names) == k else [str(i) for i in range(k)]
         rows = ", ".join(f"{i}: {name}" for i, name in enumerate(names))
         return GridInputs({"z": z, "y": y}, nrow, f"one row per class ({rows}); one noise vector per column")
-
-    # --- logging helpers -------------------------------------------------------------------------------------
-    def _regularized(self, loss: Tensor, logs: dict, real: Tensor, fake: Tensor, ctx: StepContext,
-                     **kwargs) -> Tensor:
-        reg = self.loss.regularizer(self.discriminator, real, fake, grad_scale=ctx.grad_scale, **kwargs)
-        if reg is None:
-            return loss
-        logs["reg_d"] = reg
-        return loss + reg
 
 
 class CGAN(ConditionalFamily):
@@ -166,30 +148,24 @@ class CGAN(ConditionalFamily):
         generator: Callable[..., nn.Module],
         discriminator: Callable[..., nn.Module],
         loss: GANLoss,
-        data_shape: Sequence[int],
+        spec: DataSpec,
         latent_dim: int = 100,
-        num_classes: int | None = None,
-        bounded: bool = True,
         embed_dim: int = 32,
         conditioning: str = "projection",
         class_norm: bool = False,
         diversity_weight: float = 0.0,
     ):
-        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm,
-                         diversity_weight)
+        super().__init__(generator, loss, spec, latent_dim, embed_dim, class_norm, diversity_weight)
         self.conditioning = conditioning
         self.discriminator = conditional_discriminator(conditioning, discriminator, self.data_shape,
                                                        self.num_classes, embed_dim)
 
     def discriminator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        real = batch["x"]
+        real = batch[self.spec.target]
         with torch.no_grad():
             fake, y = self.fakes(batch)
-        d_real, d_fake = self.discriminator(real, y), self.discriminator(fake, y)
-        loss = self.loss.discriminator_loss(d_real, d_fake)
-        logs = {"loss_d": loss, "D(x)": self.loss.score(d_real).mean(), "D(G(z))": self.loss.score(d_fake).mean()}
         # The penalty's interpolates are scored with the labels both ends share.
-        return StepResult(self._regularized(loss, logs, real, fake, ctx, y=y), logs)
+        return StepResult(*self.adversarial_d_step(real, fake, ctx, y=y))
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         logs: dict = {}
@@ -219,20 +195,17 @@ class ACGAN(ConditionalFamily):
         generator: Callable[..., nn.Module],
         discriminator: Callable[..., nn.Module],
         loss: GANLoss,
-        data_shape: Sequence[int],
+        spec: DataSpec,
         latent_dim: int = 100,
-        num_classes: int | None = None,
-        bounded: bool = True,
         embed_dim: int = 32,
         aux_weight: float = 1.0,
         classify_fakes: bool = False,
         class_norm: bool = False,
         diversity_weight: float = 0.0,
     ):
-        if not _is_number(aux_weight) or aux_weight < 0:
+        if not is_number(aux_weight) or aux_weight < 0:
             raise ValueError(f"aux_weight must be a number >= 0; got {aux_weight!r}")
-        super().__init__(generator, loss, data_shape, latent_dim, num_classes, bounded, embed_dim, class_norm,
-                         diversity_weight)
+        super().__init__(generator, loss, spec, latent_dim, embed_dim, class_norm, diversity_weight)
         self.aux_weight, self.classify_fakes = aux_weight, bool(classify_fakes)
         self.discriminator = AuxiliaryClassifierDiscriminator(discriminator(in_shape=self.data_shape),
                                                               self.num_classes)
@@ -242,7 +215,7 @@ class ACGAN(ConditionalFamily):
         return (logits.argmax(1) == y).float().mean()
 
     def discriminator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        real = batch["x"]
+        real = batch[self.spec.target]
         with torch.no_grad():
             fake, y = self.fakes(batch)
         d_real, cls_real = self.discriminator.scores(real)
@@ -251,9 +224,8 @@ class ACGAN(ConditionalFamily):
         cls_loss = F.cross_entropy(cls_real.float(), y)
         if self.classify_fakes:
             cls_loss = cls_loss + F.cross_entropy(cls_fake.float(), y)
-        logs = {"loss_d": loss, "D(x)": self.loss.score(d_real).mean(), "D(G(z))": self.loss.score(d_fake).mean(),
-                "loss_cls_d": cls_loss, "acc_real": self._accuracy(cls_real, y)}
-        total = self._regularized(loss + self.aux_weight * cls_loss, logs, real, fake, ctx)
+        logs = {**self.d_logs(loss, d_real, d_fake), "loss_cls_d": cls_loss, "acc_real": self._accuracy(cls_real, y)}
+        total = self.add_regularizer(loss + self.aux_weight * cls_loss, logs, real, fake, ctx)
         return StepResult(total, logs)
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:

@@ -1,6 +1,7 @@
 """GAN objectives: how each player is scored, computed on raw discriminator outputs (logits).
 
-A loss object owns three things, in the manner of stylegan2-ada-pytorch's loss classes:
+A loss is an ``nn.Module``, so state a loss keeps (a running mean, an image pool) lives in buffers that move to
+the device and travel in checkpoints. It owns three things, in the manner of stylegan2-ada-pytorch's loss classes:
 
 - ``discriminator_loss(real, fake)`` and ``generator_loss(fake)`` on the discriminator's raw outputs;
 - ``regularizer(discriminator, real, fake, grad_scale)``: an extra discriminator term (the gradient penalty);
@@ -16,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .penalties import gradient_penalty
+
 
 def _f32(x: Tensor) -> Tensor:
     return x.float()
 
 
-class GANLoss:
+class GANLoss(nn.Module):
     """Base class: no regulariser, no constraint. ``score`` is what is logged as D(x) / D(G(z))."""
 
     name = "gan"
@@ -45,9 +48,8 @@ class GANLoss:
         """The discriminator's output as the loss reads it: a probability for the sigmoid losses."""
         return torch.sigmoid(_f32(logits))
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in vars(self).items() if not k.startswith("_") and k != "training")
 
 
 class Minimax(GANLoss):
@@ -113,6 +115,7 @@ class Wasserstein(GANLoss):
     name = "wgan"
 
     def __init__(self, clip_value: float = 0.01):
+        super().__init__()
         if clip_value <= 0:
             raise ValueError(f"clip_value must be > 0, got {clip_value}")
         self.clip_value = clip_value
@@ -140,6 +143,7 @@ class WassersteinGP(Wasserstein):
     name = "wgan_gp"
 
     def __init__(self, gp_weight: float = 10.0):
+        GANLoss.__init__(self)
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got {gp_weight}")
         self.gp_weight = gp_weight
@@ -151,25 +155,6 @@ class WassersteinGP(Wasserstein):
         self, discriminator: nn.Module, real: Tensor, fake: Tensor, grad_scale: float | None = None, **kwargs
     ) -> Tensor:
         return self.gp_weight * gradient_penalty(discriminator, real, fake, grad_scale=grad_scale, **kwargs)
-
-
-def gradient_penalty(
-    discriminator: nn.Module, real: Tensor, fake: Tensor, grad_scale: float | None = None, **kwargs
-) -> Tensor:
-    """Mean of (||grad D(x_hat)||_2 - 1)^2 over random interpolates (Gulrajani et al. 2017).
-
-    Under a GradScaler (``grad_scale`` = its current scale) the gradient is taken of the *scaled* output, so it
-    cannot underflow in float16, and divided by the scale before the norm: PyTorch's AMP recipe for gradient
-    penalties. ``kwargs`` (class labels, say) are passed on to the discriminator.
-    """
-    real, fake = real.detach(), fake.detach().to(real.dtype)  # under autocast G's output may be half precision
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-    x_hat = torch.lerp(real, fake, alpha).requires_grad_(True)
-    out = discriminator(x_hat, **kwargs)
-    scale = 1.0 if grad_scale is None else float(grad_scale)
-    (grad,) = torch.autograd.grad(outputs=(out.float() * scale).sum(), inputs=x_hat, create_graph=True)
-    grad = grad.float() / scale
-    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
 
 LOSSES = {cls.name: cls for cls in (Minimax, NonSaturating, LeastSquares, Hinge, Wasserstein, WassersteinGP)}

@@ -9,20 +9,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..data.convert import to_uint8
 from ..errors import UserError
-from ..sampling import to_uint8
-from .core import KID_SUBSETS, Evaluator, implementation, settings
+from .core import Evaluator, implementation, settings
+from .options import SPLITS, MetricOptions
 from .reference import reference_for, select
 from .spaces import resolve_spaces
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
 REFERENCE_SEED = 0
 
 
 def is_points(datamodule) -> bool:
-    return len(tuple(datamodule.shape)) == 1
+    return datamodule.spec.points
 
 
 def dataset_name(datamodule) -> str:
@@ -36,9 +36,14 @@ def dataset_name(datamodule) -> str:
 
 
 def reference_images(datamodule, split: str, n: int | None) -> tuple[Tensor, str]:
-    """uint8 reference images in the training shape and how they were chosen."""
+    """uint8 reference images of the data's target key (what the generator imitates) and how they were chosen."""
     if split not in SPLITS:
         raise UserError(f"reference_split must be one of {', '.join(SPLITS)}; got {split!r}")
+    target = datamodule.spec.target
+    if target != "x":  # translation and super-resolution targets: from the data module's held-out batches
+        n = n or 10000
+        images = datamodule.fixed_batch(n, split=split, seed=REFERENCE_SEED)[target]
+        return to_uint8(images), f"{n} {target!r} images of fixed_batch({n}, {split!r}, seed {REFERENCE_SEED})"
     if hasattr(datamodule, "load_split"):
         images, _ = datamodule.load_split(split)
         images, _, how = select(images, None, n, seed=REFERENCE_SEED)
@@ -46,22 +51,18 @@ def reference_images(datamodule, split: str, n: int | None) -> tuple[Tensor, str
     if split != "train":
         raise UserError(f"{type(datamodule).__name__} has no {split} split: use reference_split=train")
     n = n or 10000
-    x = datamodule.real_samples(n, seed=REFERENCE_SEED)["x"]
+    x = datamodule.real_samples(n, seed=REFERENCE_SEED)[target]
     return to_uint8(x), f"{n} drawn by the data module's real_samples (seed {REFERENCE_SEED}; with replacement " \
                         "only if the data has fewer)"
 
 
-def build_evaluator(datamodule, *, features: str = "auto", n_reference: int | None = 10000,
-                    reference_split: str = "train", inception_weights: str | None = None,
-                    domain_weights: str | None = None, cache_dir: str | Path | None = None,
-                    kid_subsets: int = KID_SUBSETS,
+def build_evaluator(datamodule, options: MetricOptions | None = None,
                     warn: Callable[[str], None] = log.warning) -> tuple[Evaluator, dict]:
     """The evaluator for ``datamodule`` and the protocol (everything that decides the numbers but the generated
     samples). For 2-D data with ``datamodule.score``: mode coverage instead of image metrics."""
-    if kid_subsets < 1:
-        raise UserError(f"kid_subsets must be positive; got {kid_subsets}")
-    if n_reference is not None and n_reference < 2:
-        raise UserError(f"n_reference must be at least 2 or null (the whole split); got {n_reference}")
+    o = (options or MetricOptions()).check()
+    features, n_reference, reference_split, cache_dir = o.features, o.n_reference, o.reference_split, o.cache_dir
+    inception_weights, domain_weights, kid_subsets = o.inception_weights, o.domain_weights, o.kid_subsets
     protocol: dict = {"implementation": implementation()}
     if is_points(datamodule):
         if not hasattr(datamodule, "score"):
@@ -70,14 +71,14 @@ def build_evaluator(datamodule, *, features: str = "auto", n_reference: int | No
         protocol["score"] = {
             "data": dataset_name(datamodule) + (f" ({datamodule.kind}, std {datamodule.std})"
                                                 if hasattr(datamodule, "kind") else ""),
-            "method": "gan_lightning.data.mixture_metrics: high quality = within 3 std of the nearest mode; a mode "
+            "method": "gan_lightning.metrics.mixtures.mixture_metrics: high quality = within 3 std of the nearest mode; a mode "
                       "is covered by >= max(1, round(0.2 N / modes)) high-quality samples; mode_kl = KL(high-"
                       "quality mode histogram || uniform)",
         }
         return Evaluator(score_fn=datamodule.score), protocol
 
     name = dataset_name(datamodule)
-    spaces = resolve_spaces(features, getattr(datamodule, "name", None), tuple(datamodule.shape),
+    spaces = resolve_spaces(features, getattr(datamodule, "name", None), tuple(datamodule.spec.shape),
                             datamodule.num_classes, inception_weights, domain_weights, warn=warn)
     if not spaces:
         return Evaluator(), protocol

@@ -1,0 +1,1 @@
+"""The GAN families, one a file: ``gan`` (FCGAN, DCGAN), ``class_conditional`` (CGAN, ACGAN), ``infogan``."""

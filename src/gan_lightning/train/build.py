@@ -1,0 +1,88 @@
+"""From a composed config to the pieces of a run: the family (built from the data's spec) and the GANModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.family import PLAYERS
+from ..core.module import GANModule
+from ..data.base import GANDataModule
+from ..data.spec import DataSpec
+from ..errors import UserError
+
+SPEED_KEYS = ("compile", "channels_last")
+"""Keys of the model config that say how the networks run, not what they are (``GANModule`` takes them)."""
+
+MOVED_TARGETS = {
+    "gan_lightning.families.GAN": "gan_lightning.families.gan.GAN",
+    "gan_lightning.conditional.CGAN": "gan_lightning.families.class_conditional.CGAN",
+    "gan_lightning.conditional.ACGAN": "gan_lightning.families.class_conditional.ACGAN",
+    "gan_lightning.infogan.InfoGAN": "gan_lightning.families.infogan.InfoGAN",
+}
+"""Where the classes named by configs stored in older checkpoints live now."""
+
+
+def current_targets(cfg: Any) -> Any:
+    """``cfg`` (plain dicts and lists) with every moved ``_target_`` renamed (``MOVED_TARGETS``)."""
+    if isinstance(cfg, dict):
+        return {k: (MOVED_TARGETS.get(v, v) if k == "_target_" else current_targets(v)) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [current_targets(v) for v in cfg]
+    return cfg
+
+
+def instantiate_or_user_error(node: Any, **kwargs) -> Any:
+    """``hydra.utils.instantiate``, re-raising a ``UserError`` from the constructor as itself (Hydra wraps every
+    constructor exception in an ``InstantiationException``, which would print a traceback)."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
+        raise
+
+
+def build_family(model_cfg: dict, loss_cfg: dict, spec: DataSpec | dict):
+    """The family from plain config dicts (as stored in checkpoints) and the data's spec (or the data record a
+    checkpoint stores). A model that can't be built for the data (DCGAN on 2-D points, say) is a ``UserError``."""
+    if not isinstance(spec, DataSpec):
+        spec = DataSpec.from_dict(spec)
+    model_cfg = current_targets({k: v for k, v in model_cfg.items() if k not in SPEED_KEYS})
+    # A partial, called here: Hydra would turn the spec (a dataclass) into a config node.
+    factory = instantiate_or_user_error(model_cfg, _partial_=True)
+    try:
+        return factory(loss=instantiate_or_user_error(loss_cfg), spec=spec)
+    except ValueError as e:
+        raise UserError(f"model: {e}") from None
+
+
+def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
+    """The GANModule for ``cfg``: the model family built for the data's spec, optimizers from ``cfg.optim``, a stop
+    at ``cfg.max_iterations``."""
+    spec = datamodule.spec
+    # The data config itself, so that evaluate.py finds the data a checkpoint was trained on without data=...
+    stored_data = {**spec.to_dict(), "cfg": OmegaConf.to_container(cfg.data, resolve=True)}
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    family = build_family(model_cfg, OmegaConf.to_container(cfg.loss, resolve=True), spec)
+    speed = {key: model_cfg.get(key, False) for key in SPEED_KEYS}
+    players = [p for p in PLAYERS if p in cfg.optim]
+    return GANModule(
+        family,
+        optimizer={player: instantiate(cfg.optim[player]) for player in players},
+        n_critic=cfg.optim.n_critic,
+        scheduler={player: instantiate(s) for player, s in cfg.optim.get("scheduler", {}).items()},
+        **OmegaConf.to_container(cfg.module, resolve=True),
+        **speed,
+        max_iterations=cfg.get("max_iterations"),
+        config={
+            "model": model_cfg,
+            "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+            "optim": {player: cfg.optim[player]._target_ for player in players},
+            "data": stored_data,
+            "ema_decay": cfg.module.ema_decay,
+        },
+    )
