@@ -5,7 +5,6 @@ discriminator, lazy R1 regularisation as its own phase) on 8x8 pairs where the t
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_lightning.core.family import Batch, GANFamily, Phase, StepContext, StepResult

@@ -22,7 +22,7 @@ from torchvision import datasets
 from ..errors import UserError
 from .base import TensorDataModule
 from .convert import luminance, resize
-from .loader import TensorBatchLoader, TensorDataset, check_one_batch, data_device, sample_indices, select
+from .loader import TensorBatchLoader, TensorDataset, data_device, sample_indices, select, shuffled_loader
 
 log = logging.getLogger(__name__)
 
@@ -267,13 +267,5 @@ class TorchvisionDataModule(TensorDataModule):
         if self.in_memory:
             return super().train_dataloader()
         self.setup()
-        check_one_batch(len(self._x), self.batch_size, self._dist()["world_size"])
-        return DataLoader(
-            TensorDataset(self._tensors),
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
+        return shuffled_loader(TensorDataset(self._tensors), self.batch_size, self.num_workers, self.seed,
+                               self._dist()["world_size"])

@@ -16,7 +16,7 @@ from ..errors import UserError
 from .base import GANDataModule
 from .convert import to_float
 from .datasets import one_line
-from .loader import check_one_batch, sample_indices
+from .loader import sample_indices, shuffled_loader
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,8 @@ class ImageFolderDataModule(GANDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        check_one_batch(len(self._dataset), self.batch_size, self._dist()["world_size"])
-        return DataLoader(
-            self._dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
+        return shuffled_loader(self._dataset, self.batch_size, self.num_workers, self.seed,
+                               self._dist()["world_size"])
 
     def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:
         self.setup()

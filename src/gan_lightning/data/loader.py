@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
 from .convert import to_float
@@ -181,3 +181,11 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         return select(self.tensors, i)
+
+
+def shuffled_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int, world_size: int = 1) -> DataLoader:
+    """A torch ``DataLoader`` for data that is not held in memory as tensors (or with workers): shuffled with a
+    seeded generator, whole batches only (at least one per process)."""
+    check_one_batch(len(dataset), batch_size, world_size)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
+                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
