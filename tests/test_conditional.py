@@ -532,3 +532,15 @@ def test_the_diversity_term_punishes_a_generator_that_ignores_the_noise():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())
     no_term = family_for("cgan", (1, 28, 28), 10)
     assert no_term.generator_fakes(batch, {})[2].item() == 0.0
+
+
+@pytest.mark.parametrize("module", ["gan_lightning.metrics.conditional", "gan_lightning.metrics_conditional"])
+def test_the_conditional_metrics_command_answers_under_its_new_and_its_documented_name(module, tmp_path):
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("not a checkpoint")
+    done = subprocess.run([sys.executable, "-m", module, str(junk)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "is not a readable checkpoint" in done.stderr

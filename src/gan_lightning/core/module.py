@@ -132,7 +132,7 @@ class GANModule(pl.LightningModule):
         return optimizers, schedulers
 
     def _optimizer(self, player: str):
-        optimizers = self.optimizers()
+        optimizers = self.optimizers(use_pl_optimizer=True)
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         return optimizers[self._optimizer_index[player]]
 
@@ -162,16 +162,18 @@ class GANModule(pl.LightningModule):
         last = self._batch_in_iteration == self.n_critic - 1
         ctx = StepContext(iteration=self.iteration, scaler=scaler, batch_in_iteration=self._batch_in_iteration,
                           n_critic=self.n_critic)
+        logging = self._logging_now(upcoming=True)
         for phase in self.phases:
             if phase.per == "iteration" and not last:
                 continue
-            if ctx.occasion(phase) % phase.interval:
+            if phase.interval > 1 and ctx.occasion(phase) % phase.interval:
                 continue
             ctx.phase = phase
             if phase.active is not None and not phase.active(ctx):
                 continue
             result = self._optimize(phase, batch, ctx)
-            self._logs.update({k: v.detach() if isinstance(v, Tensor) else v for k, v in result.logs.items()})
+            if logging:  # (later phases' values of the same name win: the iteration's last D step, as before)
+                self._logs.update({k: v.detach() if isinstance(v, Tensor) else v for k, v in result.logs.items()})
         if not last:
             self._batch_in_iteration += 1
             return
