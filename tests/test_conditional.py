@@ -35,7 +35,7 @@ from gan_lightning.sampling import generate, resolve_label
 from gan_lightning.train.build import build_family, build_module
 from gan_lightning.train.fit import train
 
-from .conftest import compose_cfg, run_cli
+from .conftest import HANG_LIMIT_S, compose_cfg, run_cli
 from .test_training import changed, initial_state, read_metrics
 
 FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -541,6 +541,6 @@ def test_the_conditional_metrics_command_answers_under_its_new_and_its_documente
 
     junk = tmp_path / "junk.ckpt"
     junk.write_text("not a checkpoint")
-    done = subprocess.run([sys.executable, "-m", module, str(junk)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", module, str(junk)], capture_output=True, text=True, timeout=HANG_LIMIT_S)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "is not a readable checkpoint" in done.stderr

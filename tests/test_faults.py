@@ -19,7 +19,7 @@ from gan_lightning.train.checkpoints import load_module, read_checkpoint
 from gan_lightning.errors import UserError
 from gan_lightning.train.fit import train
 
-from .conftest import ROOT
+from .conftest import HANG_LIMIT_S, ROOT
 
 LONG_RUN = ["experiment=gaussian_ring", "max_iterations=1000000", "logger=csv", "trainer=cpu",
             "~callbacks.progress_bar", "~callbacks.model_summary", "callbacks.samples.every_n_iterations=0",
@@ -31,7 +31,7 @@ def start(run_dir: Path, *args: str) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_iteration(run_dir: Path, proc: subprocess.Popen, iteration: int, timeout: float = 180) -> None:
+def wait_for_iteration(run_dir: Path, proc: subprocess.Popen, iteration: int, timeout: float = HANG_LIMIT_S) -> None:
     """Until the run has logged ``iteration`` (read from its CSV log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,7 +49,7 @@ def resume(run_dir: Path, max_iterations: int) -> subprocess.CompletedProcess:
     args = [a for a in LONG_RUN if not a.startswith("max_iterations")]
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"max_iterations={max_iterations}",
                            f"hydra.run.dir={run_dir}", "ckpt_path=last"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=HANG_LIMIT_S)
 
 
 def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resumes(tmp_path):
@@ -57,7 +57,7 @@ def test_sigterm_writes_a_checkpoint_exits_cleanly_and_resumes(tmp_path):
     proc = start(run_dir, "callbacks.checkpoint.every_n_iterations=1000000")  # no periodic checkpoint
     wait_for_iteration(run_dir, proc, 30)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=HANG_LIMIT_S)
     assert proc.returncode == 143, stderr
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
     stopped_at = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["gan_lightning"]["iteration"]
@@ -73,7 +73,7 @@ def test_sigkill_loses_only_the_work_since_the_last_checkpoint(tmp_path):
     proc = start(run_dir, "callbacks.checkpoint.every_n_iterations=20")
     wait_for_iteration(run_dir, proc, 50)
     proc.kill()
-    proc.wait(timeout=60)
+    proc.wait(timeout=HANG_LIMIT_S)
     last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # complete and readable
     saved_at = last["gan_lightning"]["iteration"]
     assert saved_at >= 40 and saved_at % 20 == 0

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from .conftest import ROOT, run_cli
+from .conftest import HANG_LIMIT_S, ROOT, run_cli
 
 WANDB = str(ROOT / ".venv/bin/wandb") if (ROOT / ".venv/bin/wandb").exists() else "wandb"
 
@@ -14,7 +14,7 @@ WANDB = str(ROOT / ".venv/bin/wandb") if (ROOT / ".venv/bin/wandb").exists() els
 def run_record(run_dir: Path) -> dict:
     """The run's own record, read back with wandb's tools from its offline transaction log."""
     out = subprocess.run([WANDB, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+                         timeout=HANG_LIMIT_S, check=True).stdout
     return next(json.loads(line)["run"] for line in out.splitlines() if '"type":"run"' in line)
 
 
@@ -24,7 +24,7 @@ def test_sweep_jobs_are_grouped_named_and_isolated_from_failures(tmp_path):
         "train.py", "-m", "experiment=gaussian_ring", "loss=non_saturating,hinge", "data.batch_size=64,0",
         "max_iterations=10", "data.n_samples=2048", "logger=wandb", "~callbacks.progress_bar",
         "callbacks.samples.every_n_iterations=0", "trainer=cpu", f"hydra.sweep.dir={sweep}",
-        env={"WANDB_API_KEY": "", "NETRC": str(tmp_path / "none"), "WANDB_MODE": ""}, timeout=600,
+        env={"WANDB_API_KEY": "", "NETRC": str(tmp_path / "none"), "WANDB_MODE": ""}, timeout=HANG_LIMIT_S,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -19,7 +19,7 @@ from gan_lightning.config import CONF_DIR
 from gan_lightning.train.build import build_module
 from gan_lightning.train.fit import train
 
-from .conftest import ROOT, run_cli
+from .conftest import HANG_LIMIT_S, ROOT, run_cli
 
 MODELS = ["fcgan", "dcgan"]
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
@@ -177,7 +177,7 @@ def test_wandb_offline_run_is_written_and_readable(make_cfg, monkeypatch, tmp_pa
     assert len(runs) == 1
     proc = subprocess.run([str(Path(ROOT / ".venv/bin/wandb")) if (ROOT / ".venv/bin/wandb").exists() else "wandb",
                            "leet", "inspect", "--summary", "--json", str(runs[0])],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_LIMIT_S)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["state"] == "finished"

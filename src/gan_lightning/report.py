@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .outputs import atomic_write, check_output
 
 # The curve to draw for a run: the first of these it logged (images: FID; 2-D mixtures: mode KL, else coverage).
 CURVE_METRICS = ("metrics/fid", "metrics/fid_domain", "metrics/mode_kl", "metrics/modes_covered")
@@ -286,15 +287,15 @@ def figure(runs: list[Run], title: str, out: Path) -> None:
 def report(directory: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
     """Write ``report.png`` and ``report.md`` for the runs in ``directory`` into ``out`` (default:
     ``directory``); returns their paths."""
-    runs = find_runs(directory)
     root = Path(directory)
-    out_dir = Path(out) if out else root
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output(Path(out) if out else root, "--out", folder=True)
+    runs = find_runs(directory)
     title = str(root)
     png, md = out_dir / "report.png", out_dir / "report.md"
-    figure(runs, title, png)
     extra = "\n\n".join(part for part in (over_seeds(runs), optuna_summary(root)) if part)
-    md.write_text(markdown(runs, title, extra))
+    text = markdown(runs, title, extra)
+    atomic_write(png, lambda tmp: figure(runs, title, tmp))
+    atomic_write(md, lambda tmp: tmp.write_text(text))
     return png, md
 
 

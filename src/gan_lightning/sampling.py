@@ -11,6 +11,7 @@ from torchvision.io import write_png
 
 from .data.convert import to_uint8
 from .errors import UserError
+from .outputs import atomic_write, check_output
 from .render import panel_grid, render_points, to_uint8_grid
 from .train.checkpoints import load_module
 
@@ -56,6 +57,7 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     out_path = Path(out)
     if out_path.suffix != ".npz":
         raise UserError(f"out must be a .npz file; got {out}")
+    check_output(out_path, "out")
     module = load_module(ckpt).to(device)
     family = module.family
     label = resolve_label(family, label, module.config.get("data", {}).get("class_names"))
@@ -74,23 +76,22 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
         inputs = family.sample_inputs(size, generator=gen, source=part, **options)
         chunks.append(module.generate({k: v.to(device) for k, v in inputs.items()}, use_ema=use_ema).cpu())
     samples = torch.cat(chunks)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     grid_path = out_path.with_suffix(".png")
     extra = {} if labels is None else {"labels": labels.numpy()}
     if samples.dim() == 2:
-        np.savez_compressed(out_path, points=samples.numpy().astype(np.float32), **extra)
-        write_png(render_points(samples), str(grid_path))
+        arrays, grid = {"points": samples.numpy().astype(np.float32), **extra}, render_points(samples)
     elif source is not None:
         spec = family.spec
-        extra = {"inputs": to_uint8(source[spec.source]).numpy(), "targets": to_uint8(source[spec.target]).numpy()}
+        arrays = {"images": to_uint8(samples).numpy(), "inputs": to_uint8(source[spec.source]).numpy(),
+                  "targets": to_uint8(source[spec.target]).numpy()}
         if "y" in source:
-            extra["labels"] = source["y"].numpy()
-        np.savez_compressed(out_path, images=to_uint8(samples).numpy(), **extra)
+            arrays["labels"] = source["y"].numpy()
         first = {k: v[:16] for k, v in source.items()}
         images, nrow = panel_grid(family.visuals(family.sample_inputs(len(samples[:16]), source=first),
                                                  samples[:16]))
-        write_png(to_uint8_grid(images, nrow), str(grid_path))
+        grid = to_uint8_grid(images, nrow)
     else:
-        np.savez_compressed(out_path, images=to_uint8(samples).numpy(), **extra)
-        write_png(to_uint8_grid(samples[:64]), str(grid_path))
+        arrays, grid = {"images": to_uint8(samples).numpy(), **extra}, to_uint8_grid(samples[:64])
+    atomic_write(out_path, lambda tmp: np.savez_compressed(tmp, **arrays))
+    atomic_write(grid_path, lambda tmp: write_png(grid, str(tmp)))
     return {"out": str(out_path), "grid": str(grid_path), "n": n, "iteration": module.iteration, "label": label}

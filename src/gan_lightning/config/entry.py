@@ -42,12 +42,33 @@ def precheck(argv: list[str], config_name: str) -> None:
             first.append(o.input_line)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=first)
+            cfg = compose(config_name, overrides=first, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(one_line(str(e))) from None
     finally:
         GlobalHydra.instance().clear()
     validate(cfg)
+    _check_outputs(cfg, config_name, multirun=any(a in ("-m", "--multirun") for a in argv))
+
+
+def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
+    """The places the command will write, checked before it starts: train.py's run (or sweep) directory, the
+    ``out`` file of generate.py and evaluate.py."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from ..outputs import check_output
+
+    if config_name == "train":
+        HydraConfig.instance().set_config(cfg)  # the run directory's name interpolates ${hydra:...}
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        try:
+            where = OmegaConf.select(cfg, key)
+        except Exception:  # noqa: BLE001 - an interpolation only a running job can resolve: Hydra will say
+            return
+        check_output(where, key, folder=True)
+    elif cfg.get("out"):
+        check_output(cfg.out, "out")
 
 
 def run(main: Callable[[], None], config_name: str) -> None:

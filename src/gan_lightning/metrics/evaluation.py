@@ -11,6 +11,7 @@ import torch
 
 from ..config.checks import check_targets
 from ..errors import UserError
+from ..outputs import atomic_write, check_output
 from ..train.checkpoints import load_module, read_checkpoint
 from .build import build_evaluator, feed, summary
 from .domain import sha256_file
@@ -70,6 +71,8 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
         raise UserError(f"batch_size must be positive; got {batch_size}")
     if out is not None and Path(out).suffix != ".json":
         raise UserError(f"out must be a .json file (or null); got {out}")
+    if out is not None:
+        check_output(out, "out")
     try:
         device = torch.device(device)
     except RuntimeError:
@@ -120,8 +123,8 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
                        "sha256": sha256_file(ckpt)},
     }
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        text = json.dumps(result, indent=2, default=str) + "\n"
+        atomic_write(out, lambda tmp: tmp.write_text(text))
     return result
 
 

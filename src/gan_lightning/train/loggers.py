@@ -94,8 +94,13 @@ def wandb_logger(offline: bool | None = None, group: str | None = None, name: st
     """A ``WandbLogger`` that runs offline when no credentials are found (``offline=None``) instead of prompting,
     and when the server is unreachable or rejects the key (one warning), instead of failing.
 
-    Offline runs are written to ``<save_dir>/wandb/offline-run-*`` and can be uploaded with ``wandb sync``.
+    Offline runs are written to ``<save_dir>/wandb/offline-run-*`` and can be uploaded with ``wandb sync``. In a
+    multirun every job writes into the sweep's directory (``<sweep dir>/wandb/``), so that one ``wandb leet
+    <sweep dir>/wandb`` shows the sweep's runs side by side and one ``wandb sync`` uploads them all.
     """
+    hc, multirun = _hydra()
+    if multirun and hc is not None:
+        kwargs["save_dir"] = str(hc.sweep.dir)
     if offline is None:
         offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_credentials_found()
         if offline:
