@@ -7,7 +7,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
 EXPERIMENT ?= fashion_mnist/best
 
-.PHONY: install data train test bench report clean
+.PHONY: install data train test test-fast bench report clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ train: $(STAMP) data
 
 test: $(STAMP) data
 	$(PY) -m pytest $(ARGS)
+
+# The developer's loop: everything but the tests marked slow (end-to-end subprocesses, DDP, sweeps).
+test-fast: $(STAMP) data
+	$(PY) -m pytest -m "not slow" $(ARGS)
 
 bench: $(STAMP) data
 	$(PY) benchmarks/bench_step.py $(ARGS)

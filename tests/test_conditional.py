@@ -215,6 +215,7 @@ def test_infogan_needs_no_labels(make_cfg, image_folder):
 
 
 # --- labels end to end ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_generate_with_a_label_gives_samples_of_that_class(make_cfg, fmnist_root, tmp_path):
     result = train(make_cfg("model=cgan", "max_iterations=2", *FAST, "callbacks.samples.every_n_iterations=0"))
     ckpt = result["last_checkpoint"]
@@ -306,6 +307,7 @@ def test_trained_cgan_puts_label_k_on_mode_k_of_the_ring(make_cfg):
     assert sum(v > 0.5 for v in control["label_accuracy_per_label"].values()) <= 1, control
 
 
+@pytest.mark.slow
 def test_trained_infogan_categorical_code_picks_out_the_ring_modes(tmp_path):
     """An MLP InfoGAN with an 8-way code on the ring: each code value should come to mean one mode, which needs
     L_I to reach the generator through Q (with info_weight=0 the code means nothing)."""
@@ -534,6 +536,7 @@ def test_the_diversity_term_punishes_a_generator_that_ignores_the_noise():
     assert no_term.generator_fakes(batch, {})[2].item() == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["gan_lightning.metrics.conditional", "gan_lightning.metrics_conditional"])
 def test_the_conditional_metrics_command_answers_under_its_new_and_its_documented_name(module, tmp_path):
     import subprocess

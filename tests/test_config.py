@@ -116,6 +116,7 @@ def assert_one_line_error(proc, *needles):
     (["model._target_=os.system"], ["refusing to instantiate 'os.system'"]),
     (["ckpt_path=/no/such.ckpt"], ["no such checkpoint file"]),
 ])
+@pytest.mark.slow
 def test_bad_command_lines_fail_with_one_line(tmp_path, args, needles):
     run_dir = tmp_path / "run"
     proc = run_cli("train.py", *args, f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
@@ -124,6 +125,7 @@ def test_bad_command_lines_fail_with_one_line(tmp_path, args, needles):
     assert not run_dir.exists() and not (tmp_path / "sweep").exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_missing_data_says_how_to_get_it(tmp_path):
     proc = run_cli("train.py", "data=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false",
                    f"hydra.run.dir={tmp_path / 'run'}", "logger=none", "trainer=cpu")
@@ -131,6 +133,7 @@ def test_missing_data_says_how_to_get_it(tmp_path):
     assert not (tmp_path / "run").exists()  # the rejected run leaves no directory behind
 
 
+@pytest.mark.slow
 def test_generate_rejects_a_foreign_file(tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint" * 10)

@@ -173,6 +173,7 @@ def test_warm_up_takes_no_discriminator_step_then_lazy_r1_keeps_its_rhythm(tmp_p
     assert opt_d.param_groups[0]["betas"] == pytest.approx((0.5 ** (2 / 3), 0.99 ** (2 / 3)))
 
 
+@pytest.mark.slow
 def test_a_translation_family_learns_and_its_paired_metrics_are_logged(tmp_path, fmnist_root):
     module, dm = make_run("invert", tmp_path, fmnist_root, n_critic=1, iterations=150, warmup=50)
     metrics = MetricsCallback(every_n_iterations=75, n_samples=32, features="auto", batch_size=16)

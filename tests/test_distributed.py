@@ -15,6 +15,8 @@ from gan_lightning.train.fit import train
 
 from .test_training import LOSSES, changed, initial_state, read_metrics
 
+pytestmark = pytest.mark.slow  # end-to-end: subprocesses, DDP, sweeps or many trainings
+
 
 class RankDump(pl.Callback):
     """Saves each rank's weights and a noise draw (picklable: spawned processes get a copy)."""

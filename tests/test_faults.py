@@ -21,6 +21,8 @@ from gan_lightning.train.fit import train
 
 from .conftest import HANG_LIMIT_S, ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: subprocesses, DDP, sweeps or many trainings
+
 LONG_RUN = ["experiment=gaussian_ring", "max_iterations=1000000", "logger=csv", "trainer=cpu",
             "~callbacks.progress_bar", "~callbacks.model_summary", "callbacks.samples.every_n_iterations=0",
             "module.log_every_n_iterations=10", "data.n_samples=4096"]

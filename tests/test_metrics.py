@@ -152,6 +152,7 @@ def test_torch_fidelity_and_torchmetrics_agree_on_the_same_features():
     assert core.inception_score(logits, splits=1)[0] == pytest.approx(float(tm_is.compute()[0]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_inception_path_end_to_end_with_random_weights(fmnist, random_inception, monkeypatch):
     from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -283,6 +284,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str, root: str) 
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_ddp_gives_identical_values_on_both_ranks(fmnist, tmp_path, no_inception):
     import torch.multiprocessing as mp
 
@@ -298,6 +300,7 @@ def test_two_process_ddp_gives_identical_values_on_both_ranks(fmnist, tmp_path, 
         assert rank0[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
 
 
+@pytest.mark.slow
 def test_training_logs_metrics_and_keeps_the_best_checkpoint(make_cfg, tmp_path, fmnist_root, no_inception):
     from gan_lightning.train.checkpoints import read_checkpoint
     from gan_lightning.train.fit import train
@@ -350,6 +353,7 @@ def test_training_logs_metrics_and_keeps_the_best_checkpoint(make_cfg, tmp_path,
     assert len(domain["weights_sha256"]) == 64 and domain["resize"] and domain["reference_from_cache"]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_bad_input_is_one_line(tmp_path):
     not_a_checkpoint = tmp_path / "x.ckpt"
     torch.save({"state_dict": {}}, not_a_checkpoint)  # a torch file, not a gan_lightning checkpoint

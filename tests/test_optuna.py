@@ -16,6 +16,8 @@ from gan_lightning.errors import UserError
 from .conftest import run_cli
 from .test_config import assert_one_line_error
 
+pytestmark = pytest.mark.slow  # end-to-end: subprocesses, DDP, sweeps or many trainings
+
 RING = ["experiment=gaussian_ring", "hparams_search=gaussian_ring_kl", "max_iterations=300", "data.n_samples=2048",
         "logger=none", "trainer=cpu", "metrics.n_samples=500", "callbacks.progress_bar=null",
         "callbacks.model_summary=null"]

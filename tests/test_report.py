@@ -44,6 +44,7 @@ def markdown_rows(md: str, table: int = 0) -> list[dict[str, str]]:
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
 
 
+@pytest.mark.slow
 def test_every_evaluation_is_a_line_of_metrics_jsonl(sweep):
     for job in (sweep / str(n) for n in range(4)):
         lines = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
@@ -160,6 +161,7 @@ def test_resumed_and_failed_runs(tmp_path):
         find_runs(sweep / ".hydra")
 
 
+@pytest.mark.slow
 def test_a_fresh_run_in_a_used_directory_keeps_the_old_history_aside(tmp_path):
     run_dir = tmp_path / "run"
     args = [*RING, "max_iterations=150", f"hydra.run.dir={run_dir}"]

@@ -23,6 +23,8 @@ RECORD = json.loads((DATA / "seam_checksums.json").read_text())
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from seam_checksums import LOSSES, MODELS, run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end-to-end: subprocesses, DDP, sweeps or many trainings
+
 
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("model", MODELS)

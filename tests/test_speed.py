@@ -63,6 +63,7 @@ def test_fused_adam_trains_the_same_weights(make_cfg, tmp_path):
     assert_same_weights(plain, fused, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_compiled_networks_train_the_same_weights_with_the_same_checkpoint_keys(make_cfg, tmp_path):
     torch._dynamo.reset()
     ring = ["experiment=gaussian_ring", "model.generator.hidden=[32,32]", "model.discriminator.hidden=[32,32]"]

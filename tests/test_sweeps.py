@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import HANG_LIMIT_S, ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # end-to-end: subprocesses, DDP, sweeps or many trainings
+
 WANDB = str(ROOT / ".venv/bin/wandb") if (ROOT / ".venv/bin/wandb").exists() else "wandb"
 
 

@@ -49,6 +49,7 @@ def changed(before: dict, after: dict, prefix: str) -> bool:
     return any(not torch.equal(before[k], after[k]) for k in keys)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_and_loss_trains_on_fashion_mnist(make_cfg, model, loss):
@@ -91,6 +92,7 @@ def nearest_mode_distance(points: torch.Tensor, modes: torch.Tensor) -> float:
     return torch.cdist(points.float(), modes.float()).min(dim=1).values.mean().item()
 
 
+@pytest.mark.slow
 def test_training_moves_samples_onto_the_mixture_modes(make_cfg):
     cfg = make_cfg("experiment=gaussian_ring", "max_iterations=400", "callbacks.samples.every_n_iterations=0")
     datamodule = instantiate(cfg.data)
@@ -108,6 +110,7 @@ def test_training_moves_samples_onto_the_mixture_modes(make_cfg):
     assert after_raw < 0.35 * before and after_ema < 0.35 * before, (before, after_raw, after_ema)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(make_cfg, tmp_path):
     common = ["model=dcgan", "loss=wgan_gp", "data.batch_size=16", "callbacks.samples.every_n_iterations=0"]
     full = train(make_cfg(*common, "max_iterations=6", output_dir=tmp_path / "full"))
@@ -126,6 +129,7 @@ def test_resume_continues_exactly(make_cfg, tmp_path):
         assert torch.allclose(value.float(), b["state_dict"][key].float(), atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_ckpt_path_last_resumes_an_interrupted_command(make_cfg, tmp_path):
     run_dir = tmp_path / "fixed-run-dir"
     common = ["model=fcgan", "ckpt_path=last", "callbacks.samples.every_n_iterations=0"]
@@ -137,6 +141,7 @@ def test_ckpt_path_last_resumes_an_interrupted_command(make_cfg, tmp_path):
     assert len(list((run_dir / "csv").glob("version_*/metrics.csv"))) == 2  # the first run's log is kept
 
 
+@pytest.mark.slow
 def test_checkpoints_every_n_iterations_and_last(make_cfg):
     cfg = make_cfg("model=fcgan", "max_iterations=4", "callbacks.checkpoint.every_n_iterations=2",
                    "optim.n_critic=2")
@@ -147,6 +152,7 @@ def test_checkpoints_every_n_iterations_and_last(make_cfg):
     assert read_checkpoint(ckpt_dir / "last.ckpt")["gan_lightning"]["iteration"] == 4
 
 
+@pytest.mark.slow
 def test_generate_cli_writes_uint8_images_and_a_grid(make_cfg, tmp_path):
     result = train(make_cfg("model=dcgan", "max_iterations=30", "data.batch_size=32"))
     out = tmp_path / "gen" / "samples.npz"
@@ -188,6 +194,7 @@ def test_wandb_offline_run_is_written_and_readable(make_cfg, monkeypatch, tmp_pa
     assert "samples" in summary["summary"] and "metrics/high_quality_frac" in summary["summary"]
 
 
+@pytest.mark.slow
 def test_lr_schedulers_step_once_per_iteration_and_resume(make_cfg):
     linear = "{_target_: torch.optim.lr_scheduler.LinearLR, _partial_: true, start_factor: 1.0, " \
              "end_factor: 0.0, total_iters: 8}"
@@ -201,6 +208,7 @@ def test_lr_schedulers_step_once_per_iteration_and_resume(make_cfg):
     assert [s["last_epoch"] for s in ckpt["lr_schedulers"]] == [4, 4]
 
 
+@pytest.mark.slow
 def test_gradient_clipping_bounds_each_update(make_cfg):
     sgd = ["optim.generator._target_=torch.optim.SGD", "~optim.generator.betas", "optim.generator.lr=1.0"]
     clip = 1e-6

@@ -79,6 +79,10 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.info_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
     ("model.continuous_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
     ("model.q_hidden", lambda v: is_int(v) and v > 0, "a positive integer"),
+    # evaluate.py
+    ("cas", lambda v: isinstance(v, bool), "true or false"),
+    ("cas_n", lambda v: is_int(v) and v > 0, "a positive integer"),
+    ("cas_epochs", lambda v: is_int(v) and v > 0, "a positive integer"),
     # generate.py
     ("ckpt", lambda v: isinstance(v, str) and v != "", "a checkpoint path"),
     ("n", lambda v: is_int(v) and v > 0, "a positive integer"),

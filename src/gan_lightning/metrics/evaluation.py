@@ -59,10 +59,13 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
              data_dir: str = "data", seed: int = 0, batch_size: int = 500, device: str = "cpu",
              use_ema: bool = True, features: str = "auto", n_reference: int | None = 10000,
              reference_split: str = "train", inception_weights: str | None = None,
-             domain_weights: str | None = None, cache_dir: str | None = None, kid_subsets: int = 100) -> dict:
+             domain_weights: str | None = None, cache_dir: str | None = None, kid_subsets: int = 100,
+             cas: bool = False, cas_n: int = 10000, cas_epochs: int = 5) -> dict:
     """Score ``n`` samples of the checkpoint's (EMA) generator. The samples are those ``generate.py`` writes
     for the same ``seed`` and ``batch_size`` (for families that generate from data: from the data's held-out
-    ``fixed_batch(n, "test", seed)``). Returns ``{"metrics", "protocol", "checkpoint"}``."""
+    ``fixed_batch(n, "test", seed)``). With ``cas``, also the classification accuracy score of a class-conditional
+    model (``metrics.cas``: ``cas_n`` labelled samples, ``cas_epochs``). Returns ``{"metrics", "protocol",
+    "checkpoint"}``."""
     from hydra.utils import instantiate
 
     if n < 2:
@@ -94,6 +97,9 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
                             cache_dir=cache_dir, kid_subsets=kid_subsets).check()
     evaluator, protocol = build_evaluator(datamodule, options,
                                           warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    if cas and not module.family.class_conditional:
+        raise UserError(f"cas=true scores class-conditional models (cgan, acgan); {ckpt} holds a "
+                        f"{type(module.family).__name__}")
     if not evaluator.active and not module.family.paired:
         raise UserError("nothing to evaluate: no feature space for this data (see the warning above)")
     protocol["generated"] = {"n": n, "seed": seed, "batch_size": batch_size,
@@ -116,6 +122,14 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
         metrics = evaluator.compute()
     metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
                                               seed=seed, batch_size=batch_size, use_ema=use_ema, source=source)))
+    if cas:
+        from .cas import classification_accuracy_score
+
+        scored = classification_accuracy_score(module, datamodule, n=cas_n, epochs=cas_epochs, seed=seed,
+                                               batch_size=batch_size, use_ema=use_ema,
+                                               log=lambda m: print(m, file=sys.stderr))
+        metrics.update(scored["metrics"])
+        protocol["cas"] = scored["protocol"]
     result = {
         "metrics": metrics,
         "protocol": protocol,
