@@ -287,6 +287,7 @@ class IgnoresLabels:
         return self.module.generate({**inputs, "y": y}, use_ema=use_ema)
 
 
+@pytest.mark.slow
 def test_trained_cgan_puts_label_k_on_mode_k_of_the_ring(make_cfg):
     cfg = make_cfg("experiment=gaussian_ring_cgan", "max_iterations=200", "metrics.every_n_iterations=0",
                    "metrics.n_samples=1600", "callbacks.samples.every_n_iterations=0", "data.n_samples=20000")

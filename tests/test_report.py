@@ -56,6 +56,7 @@ def test_every_evaluation_is_a_line_of_metrics_jsonl(sweep):
         assert first["evaluation_s"] == 0 < last["evaluation_s"] < last["elapsed_s"]
 
 
+@pytest.mark.slow
 def test_report_of_a_sweep(sweep):
     proc = run_cli("report.py", str(sweep))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -81,6 +82,7 @@ def test_report_of_a_sweep(sweep):
                 assert float(row[key]) == pytest.approx(value, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_report_averages_over_seeds(sweep):
     report(sweep)
     rows = markdown_rows((sweep / "report.md").read_text(), table=1)
@@ -95,6 +97,7 @@ def test_report_averages_over_seeds(sweep):
         assert std == pytest.approx(statistics.stdev(finals), rel=0.05, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_report_of_one_run_and_elsewhere(sweep, tmp_path):
     png, md = report(sweep / "0", out=tmp_path / "out")
     assert png.is_file() and md.parent == tmp_path / "out"
@@ -129,6 +132,7 @@ gan_lightning.errors.UserError: data.batch_size must be a positive integer; got 
 """
 
 
+@pytest.mark.slow
 def test_resumed_and_failed_runs(tmp_path):
     sweep = tmp_path / "sweep"
     # Job 0 was interrupted after its evaluation at 200 and resumed from the checkpoint at 100: 200 came twice.

@@ -169,6 +169,7 @@ def test_generate_cli_writes_uint8_images_and_a_grid(make_cfg, tmp_path):
     assert np.array_equal(images[:32], expected)
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_is_written_and_readable(make_cfg, monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
