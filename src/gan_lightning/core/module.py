@@ -113,16 +113,13 @@ class GANModule(pl.LightningModule):
     def configure_optimizers(self):
         optimizers, schedulers = [], []
         for player in self.family.players:
-            factory = self.optimizer_factories[player]
+            opt = self.optimizer_factories[player](self.family.parameters_of(player))
             ratio = self.lazy_ratio(player)
-            if ratio != 1.0:
-                kwargs = dict(getattr(factory, "keywords", {}))
-                overrides = {"lr": kwargs.get("lr", 1e-3) * ratio}
-                if "betas" in kwargs:
-                    overrides["betas"] = tuple(b**ratio for b in kwargs["betas"])
-                opt = factory(self.family.parameters_of(player), **overrides)
-            else:
-                opt = factory(self.family.parameters_of(player))
+            if ratio != 1.0:  # on the built optimizer: whatever its lr and betas, defaults included
+                for group in opt.param_groups:
+                    group["lr"] *= ratio
+                    if "betas" in group:
+                        group["betas"] = tuple(b**ratio for b in group["betas"])
             self._player_of[id(opt)] = player
             self._optimizer_index[player] = len(optimizers)
             optimizers.append(opt)
