@@ -22,6 +22,9 @@ TINY = {
     "cgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"],
     "acgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"],
     "infogan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.q_hidden=16"],
+    "srgan": ["data=fashion_sr", "model.generator.width=8", "model.generator.blocks=1", "model.discriminator.ndf=8",
+              "model.discriminator.layers=4", "model.discriminator.hidden=16", "model.warmup=1"],
+    "srresnet": ["data=fashion_sr", "model.generator.width=8", "model.generator.blocks=1"],
 }
 
 
@@ -40,7 +43,8 @@ def make_cfg(tmp_path, fmnist_root):
         model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), default_model)
         base = ["trainer=cpu", "logger=csv", "~callbacks.progress_bar", "~callbacks.model_summary",
                 "trainer.enable_model_summary=false", "module.log_every_n_iterations=1"]
-        if not any(o.startswith(("data=", "experiment=")) for o in overrides) or "data=fashion_mnist" in overrides:
+        data = [o for o in overrides + TINY.get(model, []) if o.startswith(("data=", "experiment="))]
+        if not data or data[-1] in ("data=fashion_mnist", "data=fashion_sr"):
             base += [f"data.root={fmnist_root}", "data.subset=256"]
         return compose_cfg(base + TINY.get(model, []) + overrides, output_dir or tmp_path / "run")
 

@@ -63,7 +63,10 @@ def test_make_train_runs_the_best_preset(tmp_path):
     validate(cfg)
 
 
-@pytest.mark.parametrize("model", group_options("model"))
+SR_MODELS = ("srgan", "srresnet")  # generate from low-resolution images, not from noise
+
+
+@pytest.mark.parametrize("model", [m for m in group_options("model") if m not in SR_MODELS])
 @pytest.mark.parametrize("data,shape", [
     ("fashion_mnist", (1, 28, 28)),
     ("cifar10", (3, 32, 32)),
@@ -79,6 +82,24 @@ def test_models_build_for_each_image_shape_without_reading_data(tmp_path, model,
     inputs = module.family.sample_inputs(3)
     assert module.generate(inputs).shape == (3, *shape)
     assert module.family.discriminator(torch.zeros(3, *shape)).shape == (3,)
+
+
+@pytest.mark.parametrize("model", SR_MODELS)
+@pytest.mark.parametrize("data,lr,hr", [("fashion_sr", (1, 7, 7), (1, 28, 28)),
+                                        ("fashion_sr data.scale=2", (1, 14, 14), (1, 28, 28)),
+                                        ("fashion_sr data.name=cifar10", (3, 8, 8), (3, 32, 32))])
+def test_sr_models_build_for_each_scale_without_reading_data(tmp_path, model, data, lr, hr):
+    name, *extra = data.split()
+    cfg = compose_cfg([f"model={model}", f"data={name}", *extra], tmp_path)
+    module = build_module(cfg, instantiate(cfg.data))
+    assert module.generate({"lr": torch.zeros(3, *lr)}).shape == (3, *hr)
+    assert (module.family.discriminator is None) == (model == "srresnet")
+
+
+def test_an_sr_model_on_data_without_low_resolution_inputs_is_a_user_error(tmp_path):
+    cfg = compose_cfg(["model=srgan", "data=fashion_mnist"], tmp_path)
+    with pytest.raises(UserError, match="use data=fashion_sr or data=sr_folder"):
+        build_module(cfg, instantiate(cfg.data))
 
 
 def test_dcgan_on_points_is_a_user_error(tmp_path):

@@ -27,7 +27,7 @@ from gan_lightning.train.build import build_family, build_module
 from .conftest import TINY, compose_cfg
 from .helpers.toy import InvertPairs, InvertTranslation
 
-FAMILIES = ["fcgan", "dcgan", "cgan", "acgan", "infogan", "invert"]
+FAMILIES = ["fcgan", "dcgan", "cgan", "acgan", "infogan", "srresnet", "srgan", "invert"]
 
 
 def make_run(name: str, tmp_path, fmnist_root, n_critic: int = 2, iterations: int = 3, **toy):
@@ -47,9 +47,11 @@ def make_run(name: str, tmp_path, fmnist_root, n_critic: int = 2, iterations: in
     return build_module(cfg, dm), dm
 
 
-def fit(module, dm, ckpt_path=None, callbacks=()):
+def fit(module, dm, ckpt_path=None, callbacks=(), root=None):
+    """Train ``module``; anything the callbacks write (metrics.jsonl) goes under ``root``, never the checkout."""
     trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, max_steps=UNBOUNDED_STEPS, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
+                         default_root_dir=root)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     return trainer
 
@@ -124,7 +126,7 @@ def test_sampling_from_noise_or_from_a_source(tmp_path, fmnist_root, name):
     images, nrow = panel_grid(panels, 8)
     assert len(images) == 6 * len(panels)
     if family.needs_source:
-        assert list(panels) == ["input", "output", "target"] and nrow == 2 * 3
+        assert {"input", "output", "target"} <= set(panels) and nrow == 2 * len(panels)
         other = dm.fixed_batch(6, split="test", seed=4)
         assert not torch.equal(samples, draw(1, other)[1]), "the outputs do not depend on the source"
         assert torch.equal(samples, draw(2)[1]), "a translation from the same source depends on the noise seed"
@@ -133,7 +135,7 @@ def test_sampling_from_noise_or_from_a_source(tmp_path, fmnist_root, name):
         assert not torch.equal(samples, draw(2)[1])
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if n != "invert"])
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n not in ("invert", "srresnet", "srgan")])  # from noise
 def test_a_bad_model_option_is_one_line(name):
     with pytest.raises(UserError) as err:
         precheck([f"model={name}", "model.latent_dim=0"], "train")
@@ -180,8 +182,9 @@ def test_a_translation_family_learns_and_its_paired_metrics_are_logged(tmp_path,
     dm.setup()
     held_out = dm.fixed_batch(32, split="test", seed=0)
     before = paired_metrics(module.generate(module.family.sample_inputs(32, source=held_out)), held_out["b"])
-    fit(module, dm, callbacks=[metrics])
+    fit(module, dm, callbacks=[metrics], root=tmp_path)
     after = metrics.latest
+    assert (tmp_path / "metrics.jsonl").is_file()
     assert metrics.evaluated_iteration == 150 and {"psnr", "ssim", "l1"} <= set(after)
     assert after["psnr"] > before["psnr"] + 3 and after["l1"] < before["l1"] / 2, (before, after)
 
@@ -195,3 +198,14 @@ def test_paired_metrics_rank_good_over_bad():
     assert exact["l1"] < 0.01 and exact["ssim"] > 0.99 and exact["psnr"] > 45
     assert exact["psnr"] > good["psnr"] > bad["psnr"] and exact["ssim"] > good["ssim"] > bad["ssim"]
     assert exact["l1"] < good["l1"] < bad["l1"] and math.isfinite(bad["psnr"])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_module_pickles_for_spawned_ddp_processes(tmp_path, fmnist_root, name):
+    """DDP's spawn start method sends each process a pickled copy of the module: a phase condition or anything
+    else a family holds must pickle (a local function does not)."""
+    import pickle
+
+    module, _ = make_run(name, tmp_path, fmnist_root)
+    copy = pickle.loads(pickle.dumps(module))
+    assert [p.name for p in copy.phases] == [p.name for p in module.phases]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan_lightning.core.family import Batch, GANFamily, Phase, StepContext, StepResult
+from gan_lightning.core.family import Batch, Before, From, GANFamily, Phase, StepContext, StepResult
 from gan_lightning.data.base import TensorDataModule
 from gan_lightning.data.loader import sample_indices, select
 from gan_lightning.data.spec import DataSpec
@@ -63,17 +63,11 @@ class InvertTranslation(GANFamily):
         self.discriminator = PairCritic(c + spec.shape[0], width)
 
     def phases(self) -> list[Phase]:
-        def warming(ctx: StepContext) -> bool:
-            return ctx.iteration < self.warmup
-
-        def adversarial(ctx: StepContext) -> bool:
-            return ctx.iteration >= self.warmup
-
-        return [Phase("warmup", "generator", "pixel_step", per="iteration", active=warming),
-                Phase("G", "generator", "generator_step", per="iteration", active=adversarial),
-                Phase("D", "discriminator", "discriminator_step", per="batch", active=adversarial),
+        return [Phase("warmup", "generator", "pixel_step", per="iteration", active=Before(self.warmup)),
+                Phase("G", "generator", "generator_step", per="iteration", active=From(self.warmup)),
+                Phase("D", "discriminator", "discriminator_step", per="batch", active=From(self.warmup)),
                 Phase("Dreg", "discriminator", "r1_step", per="batch", interval=self.r1_interval,
-                      gain=self.r1_interval, lazy=True, active=adversarial)]
+                      gain=self.r1_interval, lazy=True, active=From(self.warmup))]
 
     def pixel_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         l1 = (self.generator(batch["a"]) - batch["b"]).abs().mean()

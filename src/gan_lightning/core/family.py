@@ -53,7 +53,9 @@ class Phase:
         gain: ``ctx.gain`` while the phase runs (lazy regularisation multiplies its term by the interval).
         lazy: a lazy regulariser of ``player``: its optimizer's learning rate is multiplied by
             ``c = interval / (interval + 1)`` and its betas raised to ``c`` (Karras et al. 2020, appendix B).
-        active: ``active(ctx)`` -> False skips the phase (a warm-up before the discriminator starts).
+        active: ``active(ctx)`` -> False skips the phase (a warm-up before the discriminator starts: ``Before(n)``,
+            ``From(n)``). It must be picklable (DDP spawns processes with a copy of the module): an object or a
+            bound method, not a local function.
     """
 
     name: str
@@ -72,6 +74,27 @@ class Phase:
             raise ValueError(f"phase {self.name}: per must be 'batch' or 'iteration'; got {self.per!r}")
         if int(self.interval) < 1:
             raise ValueError(f"phase {self.name}: interval must be >= 1; got {self.interval}")
+
+
+@dataclass(frozen=True)
+class Before:
+    """``Phase.active`` for a warm-up: true during the first ``iteration`` iterations. (Phases are pickled with
+    the module by DDP's spawned processes, so their conditions are objects like this, not local functions.)"""
+
+    iteration: int
+
+    def __call__(self, ctx: StepContext) -> bool:
+        return ctx.iteration < self.iteration
+
+
+@dataclass(frozen=True)
+class From:
+    """``Phase.active`` after a warm-up: true from iteration ``iteration`` on."""
+
+    iteration: int
+
+    def __call__(self, ctx: StepContext) -> bool:
+        return ctx.iteration >= self.iteration
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config.checks import check_targets
+from ..data.convert import to_uint8
 from ..errors import UserError
 from ..outputs import atomic_write, check_output
 from ..train.checkpoints import load_module, read_checkpoint
@@ -120,6 +121,13 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
     if evaluator.active:
         feed(evaluator, module, batches, device, use_ema=use_ema)
         metrics = evaluator.compute()
+        if hasattr(family, "baseline"):  # the same feature-space scores for the family's baseline (bicubic)
+            evaluator.reset()
+            for start in range(0, n, batch_size):
+                inputs = family.sample_inputs(min(batch_size, n - start), source=part(start), device=device)
+                evaluator.update(to_uint8(family.baseline(inputs)))
+            metrics.update({f"baseline_{k}": v for k, v in evaluator.compute().items()})
+            protocol["baseline"] = family.baseline.__doc__.split(":")[0].strip()
     metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
                                               seed=seed, batch_size=batch_size, use_ema=use_ema, source=source)))
     if cas:

@@ -3,9 +3,18 @@
 For families that generate ``spec.target`` from ``spec.source`` with aligned pairs (``paired``: image
 translation from pairs, super-resolution), on images mapped from [-1, 1] to [0, 1]:
 
-- ``psnr``: peak signal-to-noise ratio in dB (data range 1), over the whole batch;
-- ``ssim``: structural similarity (Gaussian window 11, sigma 1.5; torchmetrics), mean over images;
-- ``l1``: mean absolute error in [0, 1] units.
+- ``psnr``: peak signal-to-noise ratio in dB (data range 1), computed per image and averaged (as SR papers
+  report it);
+- ``ssim``: structural similarity (Gaussian window 11, sigma 1.5, as BasicSR and torchmetrics; the
+  scikit-image default, a 7x7 uniform window, gives other values), mean over images;
+- ``l1``: mean absolute error in [0, 1] units;
+- ``class_kept``: where the data has class labels and a domain classifier exists, the share of outputs the
+  classifier assigns to the class of their source image (a translation or upscaling must keep what the image is).
+
+A family may ask for its field's conventions with ``paired_metric_options()``: super-resolution crops ``scale``
+pixels off each border and scores RGB images on their luma (Y of ITU-R BT.601, as SR papers do). A family with a
+``baseline(inputs)`` (super-resolution: bicubic upsampling) gets the same scores for it beside its own, as
+``baseline_psnr``, ``baseline_ssim``, ...
 
 Outputs are quantised to uint8 first, as every other metric sees them (and as a user's saved images would be).
 """
@@ -17,39 +26,73 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..data.convert import to_float, to_uint8
-from .registry import ScoreContext, device_of, register
+from .registry import ScoreContext, apply, device_of, register
 
 
-def paired_metrics(outputs: Tensor, targets: Tensor) -> dict[str, float]:
-    """PSNR, SSIM and L1 of ``outputs`` against ``targets`` (N x C x H x W, uint8 or float in [-1, 1])."""
+def _luma(x: Tensor) -> Tensor:
+    """[0, 1] RGB -> Y in [0, 1] (ITU-R BT.601 studio range, as MATLAB's rgb2ycbcr and BasicSR)."""
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return ((x * weights).sum(1, keepdim=True) + 16.0) / 255.0
+
+
+def paired_metrics(outputs: Tensor, targets: Tensor, crop_border: int = 0, y_channel: bool = False
+                   ) -> dict[str, float]:
+    """PSNR, SSIM and L1 of ``outputs`` against ``targets`` (N x C x H x W, uint8 or float in [-1, 1]), with
+    ``crop_border`` pixels cropped off each side and RGB reduced to luma if ``y_channel``."""
     if outputs.shape != targets.shape:
         raise ValueError(f"outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} differ in shape")
     x = to_float(to_uint8(outputs) if outputs.is_floating_point() else outputs).add(1).div(2).double()
     y = to_float(targets).add(1).div(2).double()
+    if crop_border:
+        c = crop_border
+        x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
+    if y_channel and x.shape[1] == 3:
+        x, y = _luma(x), _luma(y)
+    psnr = peak_signal_noise_ratio(x, y, data_range=1.0, reduction="none", dim=(1, 2, 3))
     return {
-        "psnr": float(peak_signal_noise_ratio(x, y, data_range=1.0)),
+        "psnr": float(psnr.clamp(max=100).mean()),
         "ssim": float(structural_similarity_index_measure(x, y, data_range=1.0)),
         "l1": float((x - y).abs().mean()),
     }
 
 
 @torch.no_grad()
-def generate_from(module, source: dict[str, Tensor], batch_size: int = 500, use_ema: bool = True) -> Tensor:
-    """The module's outputs for every row of the held-out batch ``source`` (inputs by ``family.sample_inputs``)."""
+def generate_from(module, source: dict[str, Tensor], batch_size: int = 500, use_ema: bool = True,
+                  baseline: bool = False) -> Tensor:
+    """The module's outputs for every row of the held-out batch ``source`` (inputs by ``family.sample_inputs``);
+    with ``baseline``, the family's baseline outputs instead."""
     family, device = module.family, device_of(module)
     n = len(next(iter(source.values())))
     outputs = []
     for start in range(0, n, batch_size):
         part = {k: v[start : start + batch_size] for k, v in source.items()}
-        inputs = family.sample_inputs(len(next(iter(part.values()))), source=part)
-        outputs.append(module.generate({k: v.to(device) for k, v in inputs.items()}, use_ema=use_ema).cpu())
+        inputs = {k: v.to(device) for k, v in family.sample_inputs(len(next(iter(part.values()))),
+                                                                   source=part).items()}
+        made = family.baseline(inputs) if baseline else module.generate(inputs, use_ema=use_ema)
+        outputs.append(made.cpu())
     return torch.cat(outputs)
+
+
+def scores_of(ctx: ScoreContext, outputs: Tensor) -> dict[str, float]:
+    """The paired metrics of ``outputs`` for ``ctx.source`` and, where there are labels and a classifier, the
+    share that keeps its class."""
+    family = ctx.family
+    options = family.paired_metric_options() if hasattr(family, "paired_metric_options") else {}
+    values = paired_metrics(outputs, ctx.source[family.spec.target], **options)
+    if ctx.classify is not None and "y" in ctx.source:
+        predicted = apply(ctx.classify, outputs, ctx.batch_size, device_of(ctx.module)).argmax(1)
+        values["class_kept"] = float((predicted == ctx.source["y"]).float().mean())
+    return values
 
 
 @register("paired")
 def paired_scores(ctx: ScoreContext) -> dict[str, float]:
-    """During training and in ``evaluate.py``: the paired metrics on the fixed held-out batch."""
+    """During training and in ``evaluate.py``: the paired metrics on the fixed held-out batch (and the family's
+    baseline's, where it has one)."""
     if ctx.source is None:
         return {}
-    outputs = generate_from(ctx.module, ctx.source, ctx.batch_size, ctx.use_ema)
-    return paired_metrics(outputs, ctx.source[ctx.family.spec.target])
+    values = scores_of(ctx, generate_from(ctx.module, ctx.source, ctx.batch_size, ctx.use_ema))
+    if hasattr(ctx.family, "baseline"):
+        base = scores_of(ctx, generate_from(ctx.module, ctx.source, ctx.batch_size, baseline=True))
+        values.update({f"baseline_{k}": v for k, v in base.items()})
+    return values
