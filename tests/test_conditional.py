@@ -35,7 +35,7 @@ from gan_lightning.sampling import generate, resolve_label
 from gan_lightning.train.build import build_family, build_module
 from gan_lightning.train.fit import train
 
-from .conftest import HANG_LIMIT_S, compose_cfg, run_cli
+from .conftest import HANG_LIMIT_S, compose_cfg, run_entry
 from .test_training import changed, initial_state, read_metrics
 
 FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -244,7 +244,7 @@ def test_generate_with_a_label_gives_samples_of_that_class(make_cfg, fmnist_root
 
     # generate.py: label=<class name> on the command line
     cli_out = tmp_path / "cli" / "trousers.npz"
-    proc = run_cli("generate.py", f"ckpt={ckpt}", "n=6", f"out={cli_out}", "label=Trouser")
+    proc = run_entry("generate.py", f"ckpt={ckpt}", "n=6", f"out={cli_out}", "label=Trouser")
     assert proc.returncode == 0, proc.stderr
     assert "6 samples of class 1" in proc.stdout
     assert np.load(cli_out)["labels"].tolist() == [1] * 6

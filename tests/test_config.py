@@ -10,7 +10,7 @@ from gan_lightning.config import CONF_DIR, group_options, validate
 from gan_lightning.errors import UserError
 from gan_lightning.train.build import build_module
 
-from .conftest import compose_cfg, run_cli
+from .conftest import compose_cfg, run_cli, run_entry
 
 GROUPS = ["model", "data", "loss", "optim", "trainer", "logger", "callbacks", "experiment"]
 
@@ -154,15 +154,14 @@ def test_missing_data_says_how_to_get_it(tmp_path):
     assert not (tmp_path / "run").exists()  # the rejected run leaves no directory behind
 
 
-@pytest.mark.slow
 def test_generate_rejects_a_foreign_file(tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint" * 10)
-    proc = run_cli("generate.py", f"ckpt={junk}", f"out={tmp_path / 's.npz'}")
+    proc = run_entry("generate.py", f"ckpt={junk}", f"out={tmp_path / 's.npz'}")
     assert_one_line_error(proc, "not a readable checkpoint")
     torch.save({"state_dict": {}}, junk)
-    proc = run_cli("generate.py", f"ckpt={junk}", f"out={tmp_path / 's.npz'}")
+    proc = run_entry("generate.py", f"ckpt={junk}", f"out={tmp_path / 's.npz'}")
     assert_one_line_error(proc, "not a gan_lightning checkpoint")
     assert not (tmp_path / "s.npz").exists()
-    proc = run_cli("generate.py", f"out={tmp_path / 's.npz'}")
+    proc = run_entry("generate.py", f"out={tmp_path / 's.npz'}")
     assert_one_line_error(proc, "ckpt")

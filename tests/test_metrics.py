@@ -21,7 +21,7 @@ from gan_lightning.metrics.spaces import INCEPTION_FILE, find_inception_weights,
 from gan_lightning.train.checkpoints import read_checkpoint
 from gan_lightning.train.fit import train
 
-from .conftest import run_cli
+from .conftest import run_entry
 
 
 @pytest.fixture(scope="module")
@@ -336,7 +336,7 @@ def test_training_logs_metrics_and_keeps_the_best_checkpoint(make_cfg, tmp_path,
 
     # evaluate.py on the best checkpoint: the data is recognised from the checkpoint, the reference cache reused.
     out = tmp_path / "eval" / "metrics.json"
-    proc = run_cli("evaluate.py", f"ckpt={best[0]}", "n=300", "n_reference=1000", f"cache_dir={cache}",
+    proc = run_entry("evaluate.py", f"ckpt={best[0]}", "n=300", "n_reference=1000", f"cache_dir={cache}",
                    f"out={out}", f"paths.data_dir={fmnist_root}", env={"TORCH_HOME": str(tmp_path / "th")})
     assert proc.returncode == 0, proc.stderr
     assert [line for line in proc.stderr.splitlines() if INCEPTION_FILE in line] == \
@@ -357,9 +357,9 @@ def test_training_logs_metrics_and_keeps_the_best_checkpoint(make_cfg, tmp_path,
 def test_evaluate_cli_bad_input_is_one_line(tmp_path):
     not_a_checkpoint = tmp_path / "x.ckpt"
     torch.save({"state_dict": {}}, not_a_checkpoint)  # a torch file, not a gan_lightning checkpoint
-    proc = run_cli("evaluate.py", f"ckpt={not_a_checkpoint}", f"out={tmp_path / 'm.json'}")
+    proc = run_entry("evaluate.py", f"ckpt={not_a_checkpoint}", f"out={tmp_path / 'm.json'}")
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
-    proc = run_cli("evaluate.py", f"ckpt={not_a_checkpoint}", "data=nope")
+    proc = run_entry("evaluate.py", f"ckpt={not_a_checkpoint}", "data=nope")
     assert proc.returncode == 2 and "unknown data 'nope'" in proc.stderr
 
 

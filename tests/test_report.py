@@ -13,7 +13,7 @@ from PIL import Image
 from gan_lightning.errors import UserError
 from gan_lightning.report import error_line, find_runs, read_metrics, report
 
-from .conftest import run_cli
+from .conftest import run_cli, run_entry
 
 # 2-D ring, a few hundred iterations: metrics and a sample grid halfway and at the end, in seconds on a CPU.
 RING = ["experiment=gaussian_ring", "max_iterations=300", "data.n_samples=2048", "logger=none", "trainer=cpu",
@@ -58,7 +58,7 @@ def test_every_evaluation_is_a_line_of_metrics_jsonl(sweep):
 
 @pytest.mark.slow
 def test_report_of_a_sweep(sweep):
-    proc = run_cli("report.py", str(sweep))
+    proc = run_entry("report.py", str(sweep))
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     with Image.open(sweep / "report.png") as image:
@@ -108,7 +108,7 @@ def test_report_of_one_run_and_elsewhere(sweep, tmp_path):
 @pytest.mark.parametrize("make_dir", [lambda tmp: tmp / "nope", lambda tmp: tmp])
 def test_report_of_no_runs_is_one_line(tmp_path, make_dir):
     (tmp_path / "notes").mkdir()  # a directory, but not a job
-    proc = run_cli("report.py", str(make_dir(tmp_path)))
+    proc = run_entry("report.py", str(make_dir(tmp_path)))
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: report: "), proc.stderr

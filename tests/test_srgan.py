@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gan_lightning.data.convert import to_float, to_uint8
-from gan_lightning.data.super_resolution import (FashionSRDataModule, ImageFolderSRDataModule, bicubic_upscale,
-                                                 downscale)
+from gan_lightning.data.super_resolution import FashionSRDataModule, ImageFolderSRDataModule, downscale
 from gan_lightning.errors import UserError
 from gan_lightning.families.srgan import SuperResolution
 from gan_lightning.losses import NonSaturating
@@ -25,7 +24,7 @@ from gan_lightning.train.checkpoints import read_checkpoint
 from gan_lightning.train.fit import train
 from gan_lightning.upscale import tiled
 
-from .conftest import run_cli
+from .conftest import run_entry
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
@@ -234,7 +233,7 @@ def test_srgan_learns_beyond_bicubic_and_logs_its_metrics_beside_bicubic(trained
 @pytest.mark.slow
 def test_generate_evaluate_and_upscale_on_an_sr_checkpoint(trained_sr, tmp_path, fmnist_root):
     ckpt = trained_sr["last_checkpoint"]
-    r = run_cli("generate.py", f"ckpt={ckpt}", "n=20", f"out={tmp_path}/sr.npz", f"+data_dir={fmnist_root}")
+    r = run_entry("generate.py", f"ckpt={ckpt}", "n=20", f"out={tmp_path}/sr.npz", f"+data_dir={fmnist_root}")
     assert r.returncode == 0, r.stderr[-2000:]
     arrays = np.load(tmp_path / "sr.npz")
     assert arrays["images"].shape == (20, 1, 28, 28) and arrays["inputs"].shape == (20, 1, 7, 7)
@@ -250,7 +249,7 @@ def test_generate_evaluate_and_upscale_on_an_sr_checkpoint(trained_sr, tmp_path,
     assert "bicubic" in scored["protocol"]["baseline"].lower()
 
     _write_images(tmp_path / "in", [(10, 6), (7, 7)], mode="L")
-    r = run_cli("upscale.py", f"ckpt={ckpt}", f"input={tmp_path}/in", f"out={tmp_path}/up", "tile=4", "overlap=2")
+    r = run_entry("upscale.py", f"ckpt={ckpt}", f"input={tmp_path}/in", f"out={tmp_path}/up", "tile=4", "overlap=2")
     assert r.returncode == 0, r.stderr[-2000:]
     for name, (w, h) in {"img0.png": (10, 6), "img1.png": (7, 7)}.items():
         with Image.open(tmp_path / "up" / name) as im:
@@ -272,7 +271,7 @@ def test_upscale_refuses_a_noise_model_and_writes_nothing(tmp_path, make_cfg):
     cfg = make_cfg("model=dcgan", "max_iterations=1", "callbacks.samples.every_n_iterations=0")
     ckpt = train(cfg)["last_checkpoint"]
     _write_images(tmp_path / "in", [(8, 8)], mode="L")
-    r = run_cli("upscale.py", f"ckpt={ckpt}", f"input={tmp_path}/in", f"out={tmp_path}/up")
+    r = run_entry("upscale.py", f"ckpt={ckpt}", f"input={tmp_path}/in", f"out={tmp_path}/up")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "not a super-resolution model" in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "up").exists()

@@ -19,7 +19,7 @@ from gan_lightning.config import CONF_DIR
 from gan_lightning.train.build import build_module
 from gan_lightning.train.fit import train
 
-from .conftest import HANG_LIMIT_S, ROOT, run_cli
+from .conftest import HANG_LIMIT_S, ROOT, run_entry
 
 MODELS = ["fcgan", "dcgan"]
 LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
@@ -156,7 +156,7 @@ def test_checkpoints_every_n_iterations_and_last(make_cfg):
 def test_generate_cli_writes_uint8_images_and_a_grid(make_cfg, tmp_path):
     result = train(make_cfg("model=dcgan", "max_iterations=30", "data.batch_size=32"))
     out = tmp_path / "gen" / "samples.npz"
-    proc = run_cli("generate.py", f"ckpt={result['last_checkpoint']}", "n=70", f"out={out}", "batch_size=32")
+    proc = run_entry("generate.py", f"ckpt={result['last_checkpoint']}", "n=70", f"out={out}", "batch_size=32")
     assert proc.returncode == 0, proc.stderr
     images = np.load(out)["images"]
     assert images.dtype == np.uint8 and images.shape == (70, 1, 28, 28)
