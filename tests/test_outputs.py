@@ -50,6 +50,14 @@ def test_atomic_write_leaves_the_old_file_or_the_whole_new_one(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.npz"]  # no temporary left behind
 
 
+def test_atomic_write_gives_a_file_the_permissions_of_any_new_file(tmp_path):
+    """Not the private 0600 of the temporary file it starts as: results are for sharing."""
+    (tmp_path / "plain").write_text("x")
+    atomic_write(tmp_path / "written.json", lambda tmp: tmp.write_text("{}"))
+    mode = lambda p: (tmp_path / p).stat().st_mode & 0o777  # noqa: E731
+    assert mode("written.json") == mode("plain")
+
+
 @pytest.mark.parametrize("script,args", [
     ("generate.py", ["ckpt=whatever.ckpt", "out={bad}/samples.npz"]),
     ("evaluate.py", ["ckpt=whatever.ckpt", "out={bad}/metrics.json"]),

@@ -13,7 +13,7 @@ from PIL import Image
 from gan_lightning.errors import UserError
 from gan_lightning.report import error_line, find_runs, read_metrics, report
 
-from .conftest import run_cli, run_entry
+from .conftest import compose_cfg, run_cli, run_entry
 
 # 2-D ring, a few hundred iterations: metrics and a sample grid halfway and at the end, in seconds on a CPU.
 RING = ["experiment=gaussian_ring", "max_iterations=300", "data.n_samples=2048", "logger=none", "trainer=cpu",
@@ -165,13 +165,12 @@ def test_resumed_and_failed_runs(tmp_path):
         find_runs(sweep / ".hydra")
 
 
-@pytest.mark.slow
 def test_a_fresh_run_in_a_used_directory_keeps_the_old_history_aside(tmp_path):
+    from gan_lightning.train.fit import train
+
     run_dir = tmp_path / "run"
-    args = [*RING, "max_iterations=150", f"hydra.run.dir={run_dir}"]
     for seed in (1, 2):  # the same directory twice, from scratch both times
-        proc = run_cli("train.py", *args, f"seed={seed}")
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        train(compose_cfg([*RING, "max_iterations=150", f"seed={seed}"], run_dir))
     assert [row["iteration"] for row in read_metrics(run_dir)] == [150]  # only the second run's evaluation
     aside = list(run_dir.glob("metrics.*.jsonl"))
     assert len(aside) == 1 and [row["iteration"] for row in read_metrics_file(aside[0])] == [150]

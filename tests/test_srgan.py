@@ -99,6 +99,19 @@ def test_bad_image_folders_are_one_line(tmp_path, make, message):
         ImageFolderSRDataModule(str(tmp_path / "hr"), scale=4, crop=16).setup()
 
 
+@pytest.mark.parametrize("override,message", [
+    ("model.adversarial_weight=-1", "model.adversarial_weight must be a number >= 0; got -1"),
+    ("model.warmup=1.5", "model.warmup must be an integer >= 0; got 1.5"),
+    ("data.scale=5", "data.scale must be 2, 3, 4 or 8; got 5"),
+])
+def test_bad_sr_options_are_one_line_before_anything_runs(override, message):
+    from gan_lightning.config.entry import precheck
+
+    with pytest.raises(UserError) as err:
+        precheck(["model=srgan", "data=fashion_sr", override], "train")
+    assert str(err.value) == message
+
+
 def test_a_crop_that_the_scale_does_not_divide_is_one_line(tmp_path):
     with pytest.raises(UserError, match="data.crop=18 must be a multiple of data.scale=4"):
         ImageFolderSRDataModule(str(tmp_path), scale=4, crop=18)
@@ -311,3 +324,25 @@ def test_bf16_mixed_trains_the_sr_models(make_cfg, model):
     if model == "srgan":  # warm-up 1 iteration, then the discriminator steps
         assert changed(before, after, "family.discriminator.")
     assert all(v.dtype == torch.float32 for k, v in after.items() if v.is_floating_point())
+
+
+def test_srgan_trains_from_an_image_folder(tmp_path):
+    from .conftest import compose_cfg
+
+    _write_images(tmp_path / "hr", [(40, 36), (48, 44), (44, 40), (52, 48), (36, 36)])
+    cfg = compose_cfg(["trainer=cpu", "logger=csv", "~callbacks.progress_bar", "~callbacks.model_summary",
+                       "trainer.enable_model_summary=false", "model=srgan", "data=sr_folder",
+                       f"data.path={tmp_path / 'hr'}", "data.crop=16", "data.batch_size=2", "data.val_fraction=0.4",
+                       "max_iterations=4", "model.warmup=2", "model.generator.width=8", "model.generator.blocks=1",
+                       "model.discriminator.ndf=4", "model.discriminator.layers=4", "model.discriminator.hidden=8",
+                       "callbacks.samples.every_n_iterations=4", "metrics.every_n_iterations=0",
+                       f"metrics.cache_dir={tmp_path}/cache"], tmp_path / "run")
+    result = train(cfg)
+    assert result["iteration"] == 4
+    import json
+
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"metrics/psnr", "metrics/baseline_psnr"} <= set(last)  # no classes, no domain classifier: no class_kept
+    assert "metrics/class_kept" not in last
+    with Image.open(tmp_path / "run" / "samples" / "iter_0000004.png") as grid:
+        assert grid.mode in ("RGB", "RGBA")

@@ -16,8 +16,7 @@ from PIL import Image
 from torch import Tensor
 
 from .data.convert import to_float, to_uint8
-from .data.folders import IMAGE_EXTENSIONS
-from .data.super_resolution import list_images, read_image
+from .data.folders import IMAGE_EXTENSIONS, list_images, read_image
 from .errors import UserError
 from .outputs import atomic_write, check_output
 from .train.checkpoints import load_module
@@ -53,7 +52,7 @@ def upscale(ckpt: str, input: str, out: str, tile: int = 128, overlap: int = 16,
             raise UserError(f"input: {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
         files, names = [source], [Path(source.stem + ".png")]
     elif source.is_dir():
-        files = list_images(source, "input")
+        files = list_images(source, "input", "input=")
         names = [f.relative_to(source).with_suffix(".png") for f in files]
     else:
         raise UserError(f"input: {source} does not exist: give an image file or a folder of images")

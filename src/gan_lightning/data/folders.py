@@ -24,6 +24,27 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
+def list_images(root: Path, what: str, fix: str) -> list[Path]:
+    """The image files under ``root`` (recursive; hidden files and folders skipped), sorted; a ``UserError``
+    naming ``what`` and how to ``fix`` it when the folder is missing or holds no images."""
+    if not root.is_dir():
+        raise UserError(f"{what} {root} does not exist: set {fix} to a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {root}: set {fix} to a folder of images")
+    return files
+
+
+def read_image(path: Path, channels: int) -> Tensor:
+    """``path`` as a uint8 C x H x W tensor with ``channels`` channels; a ``UserError`` naming an unreadable file."""
+    try:
+        with Image.open(path) as image:
+            return transforms.functional.pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
+    except Exception as err:  # PIL raises many types for bad files
+        raise UserError(f"cannot read image {path} ({one_line(err)}): remove or replace it") from err
+
+
 class _ImageFiles(Dataset):
     def __init__(self, files: list[Path], image_size: int, channels: int) -> None:
         self.files = files
@@ -63,19 +84,7 @@ class ImageFolderDataModule(GANDataModule):
 
     def _setup(self) -> None:
         root = Path(self.path)
-        if not root.is_dir():
-            raise UserError(f"image folder {root} does not exist: set data.path=DIR to a folder of images")
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.suffix.lower() in IMAGE_EXTENSIONS
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            and p.is_file()
-        )
-        if not files:
-            raise UserError(
-                f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {root}: set data.path=DIR to a folder of images"
-            )
+        files = list_images(root, "image folder", "data.path=DIR")
         for f in files:
             try:
                 with Image.open(f) as image:

@@ -19,16 +19,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import UserError
 from .base import GANDataModule
 from .convert import float_op, to_float, to_uint8
-from .datasets import TorchvisionDataModule, one_line
-from .folders import IMAGE_EXTENSIONS
+from .datasets import TorchvisionDataModule
+from .folders import list_images, read_image
 from .loader import select, sample_indices, shuffled_loader
 from .spec import DataSpec
 
@@ -94,28 +92,7 @@ class FashionSRDataModule(TorchvisionDataModule):
         return self._tensors["hr" if "hr" in self._tensors else "x"]
 
 
-# --- image folders --------------------------------------------------------------------------------------------
-def list_images(root: Path, what: str) -> list[Path]:
-    """The image files under ``root`` (recursive, hidden ones skipped), sorted; a ``UserError`` if none."""
-    if not root.is_dir():
-        raise UserError(f"{what} {root} does not exist: set it to a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
-        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {what} {root}: set it to a folder "
-                        "of images")
-    return files
-
-
-def read_image(path: Path, channels: int) -> Tensor:
-    """``path`` as a uint8 C x H x W tensor with ``channels`` channels; a ``UserError`` naming an unreadable file."""
-    try:
-        with Image.open(path) as image:
-            return pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
-    except Exception as err:  # PIL raises many types for bad files
-        raise UserError(f"cannot read image {path} ({one_line(err)}): remove or replace it") from err
-
-
+# --- image folders ---------------------------------------------------------------------------------------------
 class _Crops(Dataset):
     """Random aligned crops of (hr, lr) image pairs as float in [-1, 1]; lr is made by ``downscale`` where no
     file gives it."""
@@ -202,9 +179,9 @@ class ImageFolderSRDataModule(GANDataModule):
         return out
 
     def _setup(self) -> None:
-        files = list_images(Path(self.path), "data.path")
+        files = list_images(Path(self.path), "data.path", "data.path=DIR")
         if self.val_path:
-            val_files = list_images(Path(self.val_path), "data.val_path")
+            val_files = list_images(Path(self.val_path), "data.val_path", "data.val_path=DIR")
         else:
             n_val = max(1, round(len(files) * self.val_fraction)) if len(files) > 1 else 0
             files, val_files = files[: len(files) - n_val], files[len(files) - n_val :] or files
