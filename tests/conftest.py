@@ -75,12 +75,12 @@ def run_cli(script: str, *args: str, cwd: Path = ROOT, env: dict | None = None, 
                     "hung process (HANG_LIMIT_S in tests/conftest.py); a slow machine never reaches it")
 
 
-def run_entry(script: str, *args: str) -> subprocess.CompletedProcess:
+def run_entry(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run an entry point's ``__main__`` in this process, as ``python script args...`` would, and return its exit
     status, stdout and stderr like ``run_cli``. For the commands whose process adds nothing to what a test checks
     (generate, evaluate, upscale, report: no Hydra logging set-up, no signals, no DDP): it saves the 4-5 s a fresh
-    interpreter spends importing torch and Lightning. ``run_cli`` stays the choice for train.py and for anything
-    about the process itself."""
+    interpreter spends importing torch and Lightning. ``env``: variables set for the call. ``run_cli`` stays the
+    choice for train.py and for anything about the process itself."""
     import contextlib
     import io
     import runpy
@@ -88,6 +88,8 @@ def run_entry(script: str, *args: str) -> subprocess.CompletedProcess:
     from hydra.core.global_hydra import GlobalHydra
 
     argv, out, err, code = sys.argv, io.StringIO(), io.StringIO(), 0
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
     sys.argv = [str(ROOT / script), *args]
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -98,5 +100,10 @@ def run_entry(script: str, *args: str) -> subprocess.CompletedProcess:
             err.write(f"{e.code}\n")
     finally:
         sys.argv = argv
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         GlobalHydra.instance().clear()
     return subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
