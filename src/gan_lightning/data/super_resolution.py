@@ -35,12 +35,12 @@ log = logging.getLogger(__name__)
 SCALES = (2, 3, 4, 8)
 
 
-def check_scale(scale: int, size: int | None = None, what: str = "the image size") -> int:
+def check_scale(scale: int, size: int | None = None) -> int:
     """``scale`` as an int, or a ``UserError`` if it is not a supported factor or does not divide ``size``."""
     if isinstance(scale, bool) or scale not in SCALES:
         raise UserError(f"data.scale={scale}: the upscaling factor must be one of {', '.join(map(str, SCALES))}")
     if size is not None and size % scale:
-        raise UserError(f"data.scale={scale} does not divide {what} {size}: pick a scale that divides it "
+        raise UserError(f"data.scale={scale} does not divide the image size {size}: pick a scale that divides it "
                         f"({', '.join(str(s) for s in SCALES if size % s == 0) or 'none does'})")
     return int(scale)
 
@@ -78,18 +78,15 @@ class FashionSRDataModule(TorchvisionDataModule):
         return sr_spec(self.shape[0], self.shape[-1], self.scale, self.num_classes, self.class_names)
 
     def _setup(self) -> None:
-        super()._setup()
-        x, y = self._tensors["x"], self._tensors["y"]
+        x, y = self._load("train", self.subset)
         self._tensors = {"lr": downscale(x, self.scale), "hr": x, "y": y}
+        log.info("%s x%d: %d training pairs, %s -> %s", self.known.title, self.scale, len(x),
+                 tuple(self._tensors["lr"].shape[1:]), self.shape)
 
     def fixed_batch(self, n: int, split: str = "test", seed: int = 0) -> dict[str, Tensor]:
         """``n`` held-out pairs of ``split`` (the test split by default), chosen by ``seed``."""
         batch = super().fixed_batch(n, split=split, seed=seed)  # float in [-1, 1], exactly the uint8 values
         return {"lr": to_float(downscale(to_uint8(batch["x"]), self.scale)), "hr": batch["x"], "y": batch["y"]}
-
-    @property
-    def _x(self) -> Tensor:  # the images a classifier or the metrics' reference would read
-        return self._tensors["hr" if "hr" in self._tensors else "x"]
 
 
 # --- image folders ---------------------------------------------------------------------------------------------
@@ -97,8 +94,8 @@ class _Crops(Dataset):
     """Random aligned crops of (hr, lr) image pairs as float in [-1, 1]; lr is made by ``downscale`` where no
     file gives it."""
 
-    def __init__(self, hr: list[Tensor], lr: list[Tensor] | None, crop: int, scale: int, seed: int):
-        self.hr, self.lr, self.crop, self.scale, self.seed = hr, lr, crop, scale, seed
+    def __init__(self, hr: list[Tensor], lr: list[Tensor] | None, crop: int, scale: int):
+        self.hr, self.lr, self.crop, self.scale = hr, lr, crop, scale
 
     def __len__(self) -> int:
         return len(self.hr)
@@ -187,7 +184,7 @@ class ImageFolderSRDataModule(GANDataModule):
             files, val_files = files[: len(files) - n_val], files[len(files) - n_val :] or files
         images = self._read(files)
         lr = self._lr_pairs(files, images) if self.lr_path else None
-        self._train = _Crops(images, lr, self.crop, self.scale, self.seed)
+        self._train = _Crops(images, lr, self.crop, self.scale)
         val = self._read(val_files)
         c, s = self.crop, self.scale
         centre = []

@@ -39,6 +39,7 @@ class SuperResolution(GANFamily):
 
     paired = True
     log_keys = ("loss_d", "loss_g", "pixel")
+    baseline_name = "bicubic upsampling (torch.nn.functional.interpolate, align_corners=False, clamped)"
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from ..train.checkpoints import load_module, read_checkpoint
 from .build import build_evaluator, feed, summary
 from .domain import sha256_file
 from .options import MetricOptions
+from .paired import generate_from
 from .registry import ScoreContext, classifier, family_scores
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,10 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
         metrics = evaluator.compute()
         if hasattr(family, "baseline"):  # the same feature-space scores for the family's baseline (bicubic)
             evaluator.reset()
-            for start in range(0, n, batch_size):
-                inputs = family.sample_inputs(min(batch_size, n - start), source=part(start), device=device)
-                evaluator.update(to_uint8(family.baseline(inputs)))
+            for outputs in generate_from(module, source, batch_size, baseline=True).split(batch_size):
+                evaluator.update(to_uint8(outputs).to(device))
             metrics.update({f"baseline_{k}": v for k, v in evaluator.compute().items()})
-            protocol["baseline"] = family.baseline.__doc__.split(":")[0].strip()
+            protocol["baseline"] = family.baseline_name
     metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
                                               seed=seed, batch_size=batch_size, use_ema=use_ema, source=source)))
     if cas:

@@ -13,8 +13,8 @@ translation from pairs, super-resolution), on images mapped from [-1, 1] to [0, 
 
 A family may ask for its field's conventions with ``paired_metric_options()``: super-resolution crops ``scale``
 pixels off each border and scores RGB images on their luma (Y of ITU-R BT.601, as SR papers do). A family with a
-``baseline(inputs)`` (super-resolution: bicubic upsampling) gets the same scores for it beside its own, as
-``baseline_psnr``, ``baseline_ssim``, ...
+``baseline(inputs)`` and a ``baseline_name`` (super-resolution: bicubic upsampling) gets the same scores for it
+beside its own, as ``baseline_psnr``, ``baseline_ssim``, ...
 
 Outputs are quantised to uint8 first, as every other metric sees them (and as a user's saved images would be).
 """

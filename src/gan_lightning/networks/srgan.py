@@ -5,8 +5,9 @@ Generator: a first convolution, ``blocks`` residual blocks with a long skip arou
 PixelShuffle x2, PReLU) stage per factor 2 of ``scale`` (x3: one PixelShuffle x3), a last convolution. It is fully
 convolutional, so it upscales inputs of any size. With ``bicubic_skip`` (the default) its output is added to the
 bicubic upsampling of the input (the global skip of BasicSR's MSRResNet and of VDSR), and its last convolution
-starts small, so training starts from the bicubic baseline and learns the detail it lacks. Defaults differ from the paper where the offline tasks need it:
-``kernel=3`` for the first and last convolutions (9x9 on a 7x7 input is mostly padding) and no BatchNorm
+starts small, so training starts from the bicubic baseline and learns the detail it lacks. Defaults differ from
+the paper where the offline tasks need it: ``kernel=3`` for the first and last convolutions (9x9 on a 7x7 input
+is mostly padding) and no BatchNorm
 (``norm=none``: ESRGAN's finding that BN causes artefacts; ``norm=batch`` is the paper's). Outputs are not
 squashed (no tanh), as in SRResNet; they are clamped to [-1, 1] when saved or scored.
 
