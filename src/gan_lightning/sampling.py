@@ -50,8 +50,8 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     gives the classes in turn (0, 1, ..., K-1, 0, ...), balanced. Their labels are saved too (key ``labels``:
     int64 N). Families that generate from data (``family.needs_source``) translate the first ``n`` examples of
     the data's held-out ``fixed_batch(n, "test", seed)`` (found from the checkpoint, under ``data_dir``): the
-    outputs are ``images``, with ``inputs`` and ``targets`` beside them (and ``labels`` where the data has classes),
-    and the grid shows input | output | target."""
+    outputs are ``images``, with ``inputs``, ``targets`` where the data is paired, and the inputs' ``labels`` where
+    the data has classes; the grid shows the family's panels (input | output | target)."""
     if n <= 0:
         raise UserError(f"n must be a positive integer; got {n}")
     out_path = Path(out)
@@ -82,10 +82,12 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
         arrays, grid = {"points": samples.numpy().astype(np.float32), **extra}, render_points(samples)
     elif source is not None:
         spec = family.spec
-        arrays = {"images": to_uint8(samples).numpy(), "inputs": to_uint8(source[spec.source]).numpy(),
-                  "targets": to_uint8(source[spec.target]).numpy()}
-        if "y" in source:
-            arrays["labels"] = source["y"].numpy()
+        arrays = {"images": to_uint8(samples).numpy(), "inputs": to_uint8(source[spec.source]).numpy()}
+        if family.paired:  # unpaired data's target rows are unrelated to the inputs
+            arrays["targets"] = to_uint8(source[spec.target]).numpy()
+        labels_key = next((k for k in ("y", f"y_{spec.source}") if k in source), None)
+        if labels_key is not None:  # the inputs' classes
+            arrays["labels"] = source[labels_key].numpy()
         first = {k: v[:16] for k, v in source.items()}
         images, nrow = panel_grid(family.visuals(family.sample_inputs(len(samples[:16]), source=first),
                                                  samples[:16]))

@@ -9,16 +9,12 @@ image at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-
 import torch
-from PIL import Image
 from torch import Tensor
 
 from .data.convert import to_float, to_uint8
-from .data.folders import IMAGE_EXTENSIONS, list_images, read_image
 from .errors import UserError
-from .outputs import atomic_write, check_output
+from .image_files import plan, read_all, write_image
 from .train.checkpoints import load_module
 
 
@@ -45,34 +41,15 @@ def upscale(ckpt: str, input: str, out: str, tile: int = 128, overlap: int = 16,
     checkpoint that is not a super-resolution model and outputs that would overwrite existing files."""
     if tile < 1 or overlap < 0:
         raise UserError(f"tile must be >= 1 and overlap >= 0; got tile={tile}, overlap={overlap}")
-    out_dir = check_output(out, "out", folder=True)
-    source = Path(input).expanduser()
-    if source.is_file():
-        if source.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise UserError(f"input: {source} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
-        files, names = [source], [Path(source.stem + ".png")]
-    elif source.is_dir():
-        files = list_images(source, "input", "input=")
-        names = [f.relative_to(source).with_suffix(".png") for f in files]
-    else:
-        raise UserError(f"input: {source} does not exist: give an image file or a folder of images")
-    existing = [out_dir / n for n in names if (out_dir / n).exists()]
-    if existing:
-        raise UserError(f"out: {existing[0]} exists ({len(existing)} file(s) would be overwritten): choose another "
-                        "out folder or move them")
+    files, targets, out_dir = plan(input, out)
     module = load_module(ckpt).to(device).eval()
     family = module.family
     scale = getattr(family, "scale", None)
     if not isinstance(scale, int) or family.spec.source is None:
         raise UserError(f"ckpt: {ckpt} holds a {type(family).__name__}, not a super-resolution model: upscale.py "
                         "needs a checkpoint of model=srgan or model=srresnet")
-    channels = family.spec.shape[0]
     net = (module.sampling_generator if use_ema else family.generator).eval()
-    images = [read_image(f, channels) for f in files]  # every file read before anything is written
-    for image, name in zip(images, names):
+    for image, target in zip(read_all(files, family.spec.shape[0]), targets):
         x = to_float(image)[None].to(device)
-        y = to_uint8(tiled(net, x, scale, tile, overlap))[0].cpu()
-        array = y.permute(1, 2, 0).numpy()
-        picture = Image.fromarray(array[..., 0] if channels == 1 else array, "L" if channels == 1 else "RGB")
-        atomic_write(out_dir / name, lambda tmp, p=picture: p.save(tmp, format="PNG"))
+        write_image(target, to_uint8(tiled(net, x, scale, tile, overlap))[0])
     return {"n": len(files), "scale": scale, "out": str(out_dir)}

@@ -181,6 +181,11 @@ class GANFamily(nn.Module):
         if phase.player == "discriminator":
             self.loss.after_discriminator_step(self.discriminator)
 
+    def per_rank_buffers(self) -> dict[str, Tensor]:
+        """Buffers (by their name in the family's state_dict) that each DDP process keeps for itself instead of
+        sharing (an image pool of its own fakes): not averaged across ranks, and checkpoints store every rank's."""
+        return {}
+
     # --- what is trained -------------------------------------------------------------------------------------
     def networks_of(self, player: str) -> list[nn.Module]:
         return [{"generator": self.generator, "discriminator": self.discriminator}[player]]

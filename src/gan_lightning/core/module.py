@@ -257,7 +257,8 @@ class GANModule(pl.LightningModule):
         per iteration so that every rank (and the EMA copy, checkpoints and samples) holds the same values."""
         if self.trainer.world_size == 1:
             return
-        buffers = [b for b in self.family.buffers() if b.is_floating_point()]
+        own = {id(b) for b in self.family.per_rank_buffers().values()}
+        buffers = [b for b in self.family.buffers() if b.is_floating_point() and id(b) not in own]
         if buffers:
             flat = self.trainer.strategy.reduce(torch.cat([b.flatten() for b in buffers]), reduce_op="mean")
             torch._foreach_copy_(buffers, [c.view_as(b) for c, b in zip(flat.split([b.numel() for b in buffers]), buffers)])
@@ -308,12 +309,20 @@ class GANModule(pl.LightningModule):
             return {k: [v] for k, v in states.items()}
         return {k: list(self.all_gather(v.to(self.device)).cpu().unbind(0)) for k, v in states.items()}
 
+    def _per_rank_buffers(self) -> dict[str, list[Tensor]]:
+        """``family.per_rank_buffers()`` of every rank (called on all ranks when saving), by state_dict name."""
+        own = self.family.per_rank_buffers()
+        if not own or self.trainer is None or self.trainer.world_size == 1:
+            return {}
+        return {f"family.{name}": list(self.all_gather(buf).cpu().unbind(0)) for name, buf in own.items()}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gan_lightning"] = {
             "iteration": self.iteration,
             "d_steps": self._batch_in_iteration,  # batches of the iteration in progress (the name predates phases)
             "config": self.config,
             "rng": self._rng_states(),  # one state per rank
+            "per_rank": self._per_rank_buffers(),  # state each rank keeps for itself (CycleGAN's image pools)
             "wandb_run_id": next((lg.version for lg in self.loggers if isinstance(lg, WandbLogger)), None),
         }
 
@@ -323,6 +332,9 @@ class GANModule(pl.LightningModule):
         self._batch_in_iteration = int(state.get("d_steps", 0))
         rng = state.get("rng", {})
         rank = self.global_rank
+        for name, values in state.get("per_rank", {}).items():  # this rank's own, loaded with the state_dict
+            if name in checkpoint.get("state_dict", {}):
+                checkpoint["state_dict"][name] = values[rank % len(values)]
         if rng.get("torch"):
             torch.set_rng_state(rng["torch"][rank % len(rng["torch"])].cpu())
             self._rng_restored = True

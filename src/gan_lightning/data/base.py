@@ -61,6 +61,12 @@ class GANDataModule(pl.LightningDataModule):
         By default ``real_samples`` (data without a test split)."""
         return self.real_samples(n, seed=seed)
 
+    def split_size(self, split: str = "test") -> int | None:
+        """How many distinct examples ``fixed_batch(n, split)`` draws from (the smallest collection for unpaired
+        data); ``None``: not known without reading the data, or plenty. Metrics take at most this many, so that no
+        image counts twice."""
+        return None
+
     def _dist(self) -> dict[str, int]:
         """This process's rank and the world size (0 and 1 without a trainer)."""
         if self.trainer is None:

@@ -40,7 +40,7 @@ def reference_images(datamodule, split: str, n: int | None) -> tuple[Tensor, str
         raise UserError(f"reference_split must be one of {', '.join(SPLITS)}; got {split!r}")
     target = datamodule.spec.target
     if target != "x":  # translation and super-resolution targets: from the data module's held-out batches
-        n = n or 10000
+        n = min(n or 10000, datamodule.split_size(split) or 10000)  # each image once, where there are fewer
         images = datamodule.fixed_batch(n, split=split, seed=REFERENCE_SEED)[target]
         return to_uint8(images), f"{n} {target!r} images of fixed_batch({n}, {split!r}, seed {REFERENCE_SEED})"
     if hasattr(datamodule, "load_split"):

@@ -88,6 +88,12 @@ class MetricsCallback(pl.Callback):
                 log.warning("metrics: no datamodule attached to the trainer: no metrics")
             self.evaluator = Evaluator()
             return
+        available = datamodule.split_size("test") if pl_module.family.needs_source else None
+        if available is not None and self.n_samples > available:  # held-out inputs: each scored once
+            if trainer.is_global_zero:
+                log.info("metrics: n_samples=%d, but the data holds %d held-out inputs: scoring each once",
+                         self.n_samples, available)
+            self.n_samples = available
         # Rank 0 first: it prints the one warning and fills the reference cache that the others then read. Its
         # outcome is broadcast (which also waits for it), so that a failure there stops every rank, not just one.
         error = None
@@ -137,8 +143,8 @@ class MetricsCallback(pl.Callback):
 
     # --- when -------------------------------------------------------------------------------------------------
     def _active(self, pl_module) -> bool:
-        """Anything to score: feature spaces or mixture scores, or the paired scores of a family with targets."""
-        return self.evaluator is not None and (self.evaluator.active or pl_module.family.paired)
+        """Anything to score: feature spaces or mixture scores, or the scores of a family that translates data."""
+        return self.evaluator is not None and (self.evaluator.active or pl_module.family.needs_source)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self._active(pl_module):
@@ -201,7 +207,7 @@ class MetricsCallback(pl.Callback):
             evaluator.reset()
         values.update(family_scores(ScoreContext(
             pl_module, trainer.datamodule, classifier(trainer.datamodule, evaluator.spaces), self.n_samples,
-            seed=self.seed, batch_size=self.batch_size, source=self._source)))
+            seed=self.seed, batch_size=self.batch_size, source=self._source, spaces=evaluator.spaces)))
         self.latest, self.evaluated_iteration = values, it
         metrics = {f"metrics/{k}": float(v) for k, v in values.items()}
         if trainer.is_global_zero:

@@ -102,7 +102,7 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
     if cas and not module.family.class_conditional:
         raise UserError(f"cas=true scores class-conditional models (cgan, acgan); {ckpt} holds a "
                         f"{type(module.family).__name__}")
-    if not evaluator.active and not module.family.paired:
+    if not evaluator.active and not module.family.needs_source:
         raise UserError("nothing to evaluate: no feature space for this data (see the warning above)")
     protocol["generated"] = {"n": n, "seed": seed, "batch_size": batch_size,
                              "generator": "EMA generator" if use_ema else "raw generator (use_ema=false)",
@@ -110,6 +110,11 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
                              "quantization": "uint8: round((x + 1) * 127.5), clamped (images)"}
     evaluator.to(device)
     family = module.family
+    available = datamodule.split_size("test") if family.needs_source else None
+    if available is not None and n > available:
+        print(f"warning: n={n} but the data holds {available} held-out inputs: scoring each once (n={available})",
+              file=sys.stderr)
+        n = available
     source = datamodule.fixed_batch(n, split="test", seed=seed) if family.needs_source else None
     gen = torch.Generator().manual_seed(seed)
 
@@ -129,7 +134,8 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
             metrics.update({f"baseline_{k}": v for k, v in evaluator.compute().items()})
             protocol["baseline"] = family.baseline_name
     metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
-                                              seed=seed, batch_size=batch_size, use_ema=use_ema, source=source)))
+                                              seed=seed, batch_size=batch_size, use_ema=use_ema, source=source,
+                                              spaces=evaluator.spaces)))
     if cas:
         from .cas import classification_accuracy_score
 

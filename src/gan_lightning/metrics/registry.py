@@ -23,7 +23,7 @@ ImageFn = Callable[[Tensor], Tensor]  # float images in [-1, 1] (or points) -> l
 class ScoreContext:
     """What a scoring function may use: the module (``generate``, ``family``), the data module, a classifier of
     the data's classes (``None`` where there is none), a fixed held-out batch (``source``, for families that
-    generate from data), and the sampling protocol."""
+    generate from data), the evaluator's feature spaces and the sampling protocol."""
 
     module: Any
     datamodule: Any
@@ -33,6 +33,7 @@ class ScoreContext:
     batch_size: int = 500
     use_ema: bool = True
     source: dict[str, Tensor] | None = None
+    spaces: Sequence = ()  # the evaluator's feature spaces (FeatureSpace), for scores that need features
 
     @property
     def family(self):
@@ -54,7 +55,7 @@ def register(capability: str) -> Callable:
 
 def family_scores(ctx: ScoreContext) -> dict[str, float]:
     """Every registered score the family's capabilities call for, merged."""
-    from . import codes, conditional, paired  # noqa: F401 - importing them registers their scores
+    from . import codes, conditional, paired, translation  # noqa: F401 - importing them registers their scores
 
     values: dict[str, float] = {}
     for capability, fn in SCORES:
