@@ -25,7 +25,13 @@ TINY = {
     "srgan": ["data=fashion_sr", "model.generator.width=8", "model.generator.blocks=1", "model.discriminator.ndf=8",
               "model.discriminator.layers=4", "model.discriminator.hidden=16", "model.warmup=1"],
     "srresnet": ["data=fashion_sr", "model.generator.width=8", "model.generator.blocks=1"],
+    "pix2pix": ["data=fashion_edges", "model.generator.ngf=4", "model.discriminator.ndf=4"],
+    "pix2pix_l1": ["data=fashion_edges", "model.generator.ngf=4"],
+    "cyclegan": ["data=fashion_domains", "model.generator.ngf=4", "model.generator.blocks=1",
+                 "model.discriminator.ndf=4", "model.pool_size=8"],
 }
+FASHION_DATA = ("data=fashion_mnist", "data=fashion_sr", "data=fashion_edges", "data=fashion_domains")
+"""The data configs read from Fashion-MNIST (tests point them at the staged copy and a 256-image subset)."""
 
 
 def compose_cfg(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
@@ -44,7 +50,7 @@ def make_cfg(tmp_path, fmnist_root):
         base = ["trainer=cpu", "logger=csv", "~callbacks.progress_bar", "~callbacks.model_summary",
                 "trainer.enable_model_summary=false", "module.log_every_n_iterations=1"]
         data = [o for o in overrides + TINY.get(model, []) if o.startswith(("data=", "experiment="))]
-        if not data or data[-1] in ("data=fashion_mnist", "data=fashion_sr"):
+        if not data or data[-1] in FASHION_DATA:
             base += [f"data.root={fmnist_root}", "data.subset=256"]
         return compose_cfg(base + TINY.get(model, []) + overrides, output_dir or tmp_path / "run")
 

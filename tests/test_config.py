@@ -64,9 +64,10 @@ def test_make_train_runs_the_best_preset(tmp_path):
 
 
 SR_MODELS = ("srgan", "srresnet")  # generate from low-resolution images, not from noise
+TRANSLATION_MODELS = ("pix2pix", "pix2pix_l1", "cyclegan")  # translate images
 
 
-@pytest.mark.parametrize("model", [m for m in group_options("model") if m not in SR_MODELS])
+@pytest.mark.parametrize("model", [m for m in group_options("model") if m not in SR_MODELS + TRANSLATION_MODELS])
 @pytest.mark.parametrize("data,shape", [
     ("fashion_mnist", (1, 28, 28)),
     ("cifar10", (3, 32, 32)),
@@ -165,3 +166,19 @@ def test_generate_rejects_a_foreign_file(tmp_path):
     assert not (tmp_path / "s.npz").exists()
     proc = run_entry("generate.py", f"out={tmp_path / 's.npz'}")
     assert_one_line_error(proc, "ckpt")
+
+
+@pytest.mark.parametrize("model,data,shape", [
+    ("pix2pix", "fashion_edges", (1, 28, 28)),
+    ("pix2pix_l1", "fashion_edges", (1, 28, 28)),
+    ("cyclegan", "fashion_domains", (1, 28, 28)),
+    ("pix2pix", "fashion_edges data.name=cifar10", (3, 32, 32)),
+    ("cyclegan", "fashion_domains data.name=cifar10 data.a=cat data.b=dog", (3, 32, 32)),
+])
+def test_translation_models_build_for_their_data_without_reading_it(tmp_path, model, data, shape):
+    name, *extra = data.split()
+    cfg = compose_cfg([f"model={model}", f"data={name}", *extra], tmp_path)
+    module = build_module(cfg, instantiate(cfg.data))
+    source = module.family.spec.shapes[module.family.spec.source]
+    assert module.generate({"a": torch.zeros(2, *source)}).shape == (2, *shape)
+    assert (module.family.discriminator is None) == (model == "pix2pix_l1")

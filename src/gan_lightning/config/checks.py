@@ -86,11 +86,23 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.info_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
     ("model.continuous_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
     ("model.q_hidden", lambda v: is_int(v) and v > 0, "a positive integer"),
+    # translation models and data
+    ("model.l1_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    ("model.cycle_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    ("model.identity_weight", lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    ("model.pool_size", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    ("model.conditional", lambda v: isinstance(v, bool), "true or false"),
+    ("model.generator.num_downs", lambda v: is_int(v) and v >= 2, "an integer >= 2"),
+    ("model.generator.dropout", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("model.generator.upsample", lambda v: v in ("transpose", "resize"), "transpose or resize"),
+    ("model.discriminator.n_layers", lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or null"),
+    ("data.direction", lambda v: v in ("AtoB", "BtoA"), "AtoB or BtoA"),
+    ("direction", lambda v: v in ("AtoB", "BtoA"), "AtoB or BtoA"),
     # evaluate.py
     ("cas", lambda v: isinstance(v, bool), "true or false"),
     ("cas_n", lambda v: is_int(v) and v > 0, "a positive integer"),
     ("cas_epochs", lambda v: is_int(v) and v > 0, "a positive integer"),
-    # upscale.py
+    # upscale.py, translate.py
     ("tile", lambda v: is_int(v) and v > 0, "a positive integer"),
     ("overlap", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
     # generate.py

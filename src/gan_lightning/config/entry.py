@@ -53,7 +53,7 @@ def precheck(argv: list[str], config_name: str) -> None:
 
 def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
     """The places the command will write, checked before it starts: train.py's run (or sweep) directory, the
-    ``out`` file of generate.py and evaluate.py, the ``out`` folder of upscale.py."""
+    ``out`` file of generate.py and evaluate.py, the ``out`` folder of upscale.py and translate.py."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -68,7 +68,7 @@ def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
             return
         check_output(where, key, folder=True)
     elif cfg.get("out"):
-        check_output(cfg.out, "out", folder=config_name == "upscale")  # upscale.py writes a folder of images
+        check_output(cfg.out, "out", folder=config_name in ("upscale", "translate"))  # they write folders of images
 
 
 def run(main: Callable[[], None], config_name: str) -> None:

@@ -61,6 +61,7 @@ def build_evaluator(datamodule, options: MetricOptions | None = None,
     samples). For 2-D data with ``datamodule.score``: mode coverage instead of image metrics."""
     o = (options or MetricOptions()).check()
     features, n_reference, reference_split, cache_dir = o.features, o.n_reference, o.reference_split, o.cache_dir
+    reference_split = "train" if reference_split == "auto" else reference_split  # no family to ask (for_family)
     inception_weights, domain_weights, kid_subsets = o.inception_weights, o.domain_weights, o.kid_subsets
     protocol: dict = {"implementation": implementation()}
     if is_points(datamodule):

@@ -44,7 +44,7 @@ class MetricsCallback(pl.Callback):
     """
 
     def __init__(self, every_n_iterations: int = 2000, n_samples: int = 5000, n_reference: int | None = 10000,
-                 reference_split: str = "train", features: str = "auto", inception_weights: str | None = None,
+                 reference_split: str = "auto", features: str = "auto", inception_weights: str | None = None,
                  domain_weights: str | None = None, cache_dir: str | None = None, seed: int = 0,
                  batch_size: int = 500, kid_subsets: int = 100):
         self.every_n_iterations = every_n_iterations
@@ -99,7 +99,7 @@ class MetricsCallback(pl.Callback):
         error = None
         if trainer.is_global_zero:
             try:
-                self._build(datamodule, log.warning)
+                self._build(datamodule, pl_module.family, log.warning)
             except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
                 error = e
         failed = trainer.strategy.broadcast(error is not None, src=0)
@@ -108,7 +108,7 @@ class MetricsCallback(pl.Callback):
         if failed:
             raise UserError("metrics: setting up failed on rank 0 (see its error)")
         if not trainer.is_global_zero:
-            self._build(datamodule, lambda message: None)
+            self._build(datamodule, pl_module.family, lambda message: None)
         self.protocol["generated"] = {"n": self.n_samples, "seed": self.seed,
                                       "generator": "EMA generator (module.generate, eval mode)",
                                       "quantization": "uint8: round((x + 1) * 127.5), clamped (images)",
@@ -117,11 +117,12 @@ class MetricsCallback(pl.Callback):
         if trainer.is_global_zero and self.evaluator.active:
             log.info("metrics: set up in %.1f s (reference statistics included)", self.setup_seconds)
 
-    def _build(self, datamodule, warn) -> None:
+    def _build(self, datamodule, family, warn) -> None:
         # Outside the training's random stream: building the feature networks draws initial weights, and only when
         # the reference statistics are not cached yet, so the same seed would otherwise train differently.
         with torch.random.fork_rng(devices=[]):
-            self.evaluator, self.protocol = build_evaluator(datamodule, self.options, warn=warn)
+            options = self.options.for_family(family)
+            self.evaluator, self.protocol = build_evaluator(datamodule, options, warn=warn)
 
     def fid_key(self) -> str | None:
         """The logged name of the FID to select checkpoints by: Inception's where it is computed, else the

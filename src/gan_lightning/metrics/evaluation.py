@@ -60,7 +60,7 @@ def _fill_shape(data_cfg: dict, shape: list[int]) -> dict:
 def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: dict | None = None,
              data_dir: str = "data", seed: int = 0, batch_size: int = 500, device: str = "cpu",
              use_ema: bool = True, features: str = "auto", n_reference: int | None = 10000,
-             reference_split: str = "train", inception_weights: str | None = None,
+             reference_split: str = "auto", inception_weights: str | None = None,
              domain_weights: str | None = None, cache_dir: str | None = None, kid_subsets: int = 100,
              cas: bool = False, cas_n: int = 10000, cas_epochs: int = 5) -> dict:
     """Score ``n`` samples of the checkpoint's (EMA) generator. The samples are those ``generate.py`` writes
@@ -96,7 +96,7 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
 
     options = MetricOptions(features=features, n_reference=n_reference, reference_split=reference_split,
                             inception_weights=inception_weights, domain_weights=domain_weights,
-                            cache_dir=cache_dir, kid_subsets=kid_subsets).check()
+                            cache_dir=cache_dir, kid_subsets=kid_subsets).check().for_family(module.family)
     evaluator, protocol = build_evaluator(datamodule, options,
                                           warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     if cas and not module.family.class_conditional:
@@ -104,17 +104,17 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
                         f"{type(module.family).__name__}")
     if not evaluator.active and not module.family.needs_source:
         raise UserError("nothing to evaluate: no feature space for this data (see the warning above)")
+    available = datamodule.split_size("test") if module.family.needs_source else None
+    if available is not None and n > available:
+        print(f"warning: n={n} but the data holds {available} held-out inputs: scoring each once (n={available})",
+              file=sys.stderr)
+        n = available
     protocol["generated"] = {"n": n, "seed": seed, "batch_size": batch_size,
                              "generator": "EMA generator" if use_ema else "raw generator (use_ema=false)",
                              "noise": "family.sample_inputs per batch from one torch.Generator (as generate.py)",
                              "quantization": "uint8: round((x + 1) * 127.5), clamped (images)"}
     evaluator.to(device)
     family = module.family
-    available = datamodule.split_size("test") if family.needs_source else None
-    if available is not None and n > available:
-        print(f"warning: n={n} but the data holds {available} held-out inputs: scoring each once (n={available})",
-              file=sys.stderr)
-        n = available
     source = datamodule.fixed_batch(n, split="test", seed=seed) if family.needs_source else None
     gen = torch.Generator().manual_seed(seed)
 
