@@ -129,7 +129,7 @@ def test_sampling_from_noise_or_from_a_source(tmp_path, fmnist_root, name):
     assert len(images) == 6 * len(panels)
     if family.needs_source:
         expected = {"input", "output", "target"} if family.paired else {"A", "G(A)", "F(G(A))", "B", "F(B)"}
-        assert expected <= set(panels) and nrow == max(1, 8 // len(panels)) * len(panels)
+        assert expected <= set(panels) and nrow == -(-8 // len(panels)) * len(panels)
         other = dm.fixed_batch(6, split="test", seed=4)
         assert not torch.equal(samples, draw(1, other)[1]), "the outputs do not depend on the source"
         assert torch.equal(samples, draw(2)[1]), "a translation from the same source depends on the noise seed"

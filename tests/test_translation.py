@@ -414,3 +414,14 @@ def test_both_models_train_from_image_folders_in_the_originals_layouts(tmp_path)
         assert expected <= set(last), last  # no classes, no domain classifier: no FID, no shares
         with Image.open(tmp_path / model / "samples" / "iter_0000002.png") as grid:
             assert grid.mode in ("RGB", "RGBA")
+
+
+@pytest.mark.slow
+def test_train_py_on_a_bad_pair_file_is_one_line_and_leaves_no_run_directory(tmp_path):
+    (tmp_path / "pairs" / "train").mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 20, 3), dtype=np.uint8)).save(tmp_path / "pairs" / "train" / "x.png")
+    r = run_cli("train.py", "model=pix2pix", "data=aligned_folder", f"data.path={tmp_path}/pairs", "logger=none",
+                f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "x.png is 20x16: an aligned pair must be twice as wide as high" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()

@@ -38,8 +38,8 @@ def render_points(points: Tensor, modes: Tensor | None = None, size: int = 256, 
 
 def panel_grid(panels: dict[str, Tensor], nrow: int = 8) -> tuple[Tensor, int]:
     """Named panels of one batch (``{"input", "output", "target"}``, each N x C x H x W in [-1, 1]) side by side:
-    the N examples become rows of ``len(panels)`` images (example i's panels next to each other), ``nrow``
-    examples... returned as one image batch and the images per grid row. One panel: the samples as they are."""
+    each example's panels next to each other, ``ceil(nrow / len(panels))`` examples a grid row; returned as one
+    image batch and the images per grid row. One panel: the samples as they are."""
     images = list(panels.values())
     if len(images) == 1:
         return images[0], nrow
@@ -48,5 +48,5 @@ def panel_grid(panels: dict[str, Tensor], nrow: int = 8) -> tuple[Tensor, int]:
     same = [torch.nn.functional.interpolate(p.float(), size=(size, size), mode="nearest") if p.shape[-1] != size
             else p.float() for p in images]
     same = [p.expand(-1, channels, -1, -1) if p.shape[1] != channels else p for p in same]
-    per_row = max(1, nrow // len(same))  # examples per grid row
+    per_row = -(-nrow // len(same))  # examples per grid row: about nrow images wide
     return torch.stack(same, 1).flatten(0, 1), per_row * len(same)

@@ -23,8 +23,9 @@ class SampleGrid(pl.Callback):
 
     What is drawn and how it is laid out is the family's ``grid_inputs``: ``n_images`` samples ``nrow`` a row by
     default, one row per class for conditional models (the class names in the W&B caption), latent traversals for
-    InfoGAN, held-out inputs (the data module's ``fixed_batch``) for families that generate from data. What each
-    grid cell shows is the family's ``visuals``: the sample, or input | output | target panels side by side.
+    InfoGAN, ``n_images / 4`` held-out inputs (the data module's ``fixed_batch``) for families that generate from
+    data. What each grid cell shows is the family's ``visuals``: the sample, or input | output | target panels
+    side by side.
     For 2-D data the picture is a scatter plot of ``n_points`` samples.
     """
 
@@ -42,6 +43,8 @@ class SampleGrid(pl.Callback):
     def _fixed_grid(self, trainer, pl_module) -> GridInputs:
         if self._grid is None:
             n = self.n_points if len(pl_module.family.data_shape) == 1 else self.n_images
+            if pl_module.family.needs_source:  # each example is a row of panels (input | output | target)
+                n = max(1, n // 4)
             gen = torch.Generator().manual_seed(self.seed)
             datamodule = getattr(trainer, "datamodule", None)
             class_names = getattr(datamodule, "class_names", None) \
