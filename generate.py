@@ -1,4 +1,4 @@
-"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz [label=K]`."""
+"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz [label=K] [psi=0.7]`."""
 
 import hydra
 from omegaconf import DictConfig
@@ -13,10 +13,11 @@ def main(cfg: DictConfig) -> None:
 
     result = report_user_errors(
         generate, cfg.ckpt, n=cfg.n, out=cfg.out, seed=cfg.seed, batch_size=cfg.batch_size, use_ema=cfg.use_ema,
-        device=cfg.device, label=cfg.get("label"),
+        device=cfg.device, label=cfg.get("label"), psi=cfg.get("psi", 1.0),
     )
     of_class = "" if result["label"] is None else f" of class {result['label']}"
-    print(f"wrote {result['n']} samples{of_class} from iteration {result['iteration']} to {result['out']} "
+    truncated = "" if result["psi"] == 1.0 else f" truncated to psi={result['psi']}"
+    print(f"wrote {result['n']} samples{of_class}{truncated} from iteration {result['iteration']} to {result['out']} "
           f"(grid: {result['grid']})")
 
 

@@ -29,6 +29,11 @@ TINY = {
     "pix2pix_l1": ["data=fashion_edges", "model.generator.ngf=4"],
     "cyclegan": ["data=fashion_domains", "model.generator.ngf=4", "model.generator.blocks=1",
                  "model.discriminator.ndf=4", "model.pool_size=8"],
+    # every phase on: R1 every 4 discriminator steps, path length every 2 iterations, style mixing
+    "stylegan2": ["model.latent_dim=16", "model.generator.w_dim=16", "model.generator.channel_base=64",
+                  "model.generator.channel_max=8", "model.discriminator.channel_base=64",
+                  "model.discriminator.channel_max=8", "model.r1_interval=4", "model.pl_weight=2",
+                  "model.pl_interval=2", "model.mixing=0.9"],
 }
 FASHION_DATA = ("data=fashion_mnist", "data=fashion_sr", "data=fashion_edges", "data=fashion_domains")
 """The data configs read from Fashion-MNIST (tests point them at the staged copy and a 256-image subset)."""

@@ -28,7 +28,7 @@ from .conftest import TINY, compose_cfg
 from .helpers.toy import InvertPairs, InvertTranslation
 
 FAMILIES = ["fcgan", "dcgan", "cgan", "acgan", "infogan", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan",
-            "invert"]
+            "stylegan2", "invert"]
 FROM_DATA = ("invert", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan")  # translate held-out inputs
 
 

@@ -3,6 +3,7 @@ for families that generate from a source."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,22 @@ def resolve_label(family, label: int | str | None, class_names: list[str] | None
     return index
 
 
+def truncation_options(family, psi) -> dict:
+    """``{"psi": psi}`` for a family whose ``sample_inputs`` takes a truncation ``psi`` (StyleGAN2), ``{}`` for
+    another family at ``psi=1`` (no truncation); a ``UserError`` for a psi outside [0, 1], or below 1 for a family
+    without truncation."""
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1:
+        raise UserError(f"psi must be a number in [0, 1] (1: no truncation, 0: the mean image); got {psi!r}")
+    if "psi" in inspect.signature(family.sample_inputs).parameters:
+        return {"psi": float(psi)}
+    if psi != 1:
+        raise UserError(f"psi={psi}: this checkpoint's model ({type(family).__name__}) has no truncation trick "
+                        "(model=stylegan2 has one); drop psi=")
+    return {}
+
+
 def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, use_ema: bool = True,
-             device: str = "cpu", label: int | str | None = None, data_dir: str = "data") -> dict:
+             device: str = "cpu", label: int | str | None = None, data_dir: str = "data", psi: float = 1.0) -> dict:
     """Write ``n`` samples from the checkpoint's (EMA) generator to ``out`` (.npz, key ``images``: uint8 N×C×H×W,
     or ``points``: float32 N×2 for 2-D data) and a PNG grid of the first 64 beside it.
 
@@ -51,7 +66,8 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     int64 N). Families that generate from data (``family.needs_source``) translate the first ``n`` examples of
     the data's held-out ``fixed_batch(n, "test", seed)`` (found from the checkpoint, under ``data_dir``): the
     outputs are ``images``, with ``inputs``, ``targets`` where the data is paired, and the inputs' ``labels`` where
-    the data has classes; the grid shows the family's panels (input | output | target)."""
+    the data has classes; the grid shows the family's panels (input | output | target). ``psi`` < 1: the truncation
+    trick, for the families that have one (StyleGAN2)."""
     if n <= 0:
         raise UserError(f"n must be a positive integer; got {n}")
     out_path = Path(out)
@@ -60,6 +76,7 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     check_output(out_path, "out")
     module = load_module(ckpt).to(device)
     family = module.family
+    truncation = truncation_options(family, psi)
     label = resolve_label(family, label, module.config.get("data", {}).get("class_names"))
     labels = family.label_tensor(n, label) if family.class_conditional else None
     source = None
@@ -71,7 +88,7 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
     chunks = []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        options = {} if labels is None else {"labels": labels[start : start + size]}
+        options = dict(truncation) if labels is None else {"labels": labels[start : start + size], **truncation}
         part = None if source is None else {k: v[start : start + size] for k, v in source.items()}
         inputs = family.sample_inputs(size, generator=gen, source=part, **options)
         chunks.append(module.generate({k: v.to(device) for k, v in inputs.items()}, use_ema=use_ema).cpu())
@@ -96,4 +113,5 @@ def generate(ckpt: str, n: int, out: str, seed: int = 0, batch_size: int = 500, 
         arrays, grid = {"images": to_uint8(samples).numpy(), **extra}, to_uint8_grid(samples[:64])
     atomic_write(out_path, lambda tmp: np.savez_compressed(tmp, **arrays))
     atomic_write(grid_path, lambda tmp: write_png(grid, str(tmp)))
-    return {"out": str(out_path), "grid": str(grid_path), "n": n, "iteration": module.iteration, "label": label}
+    return {"out": str(out_path), "grid": str(grid_path), "n": n, "iteration": module.iteration, "label": label,
+            "psi": truncation.get("psi", 1.0)}
