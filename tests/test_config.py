@@ -119,7 +119,7 @@ def assert_one_line_error(proc, *needles):
 
 
 @pytest.mark.parametrize("args,needles", [
-    (["model=nope"], ["unknown model 'nope'", "valid options: acgan, cgan, dcgan, fcgan, infogan"]),
+    (["model=nope"], ["unknown model 'nope'", "valid options: acgan, cgan, ", "dcgan", "pix2pix", "stylegan2"]),
     (["-m", "loss=hinge,nope"], ["unknown loss 'nope'", "non_saturating", "wgan_gp"]),
     (["data=imagenet"], ["unknown data 'imagenet'", "fashion_mnist"]),
     (["data.batch_size=-4"], ["data.batch_size must be a positive integer; got -4"]),

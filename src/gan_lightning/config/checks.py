@@ -98,6 +98,12 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.discriminator.n_layers", lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or null"),
     ("data.direction", lambda v: v in ("AtoB", "BtoA"), "AtoB or BtoA"),
     ("direction", lambda v: v in ("AtoB", "BtoA"), "AtoB or BtoA"),
+    # augment=diffaugment / ada (the policy's names are checked by gan_lightning.augment.Augment)
+    ("augment.kind", lambda v: v in ("none", "diffaugment", "ada"), "none, diffaugment or ada"),
+    ("augment.target", lambda v: is_number(v) and -1 <= v <= 1, "a number in [-1, 1]"),
+    ("augment.interval", lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    ("augment.speed", lambda v: is_number(v) and v > 0, "a positive number of images"),
+    ("augment.p", lambda v: is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
     # evaluate.py
     ("cas", lambda v: isinstance(v, bool), "true or false"),
     ("cas_n", lambda v: is_int(v) and v > 0, "a positive integer"),

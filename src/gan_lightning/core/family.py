@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..augment import Augment
 from ..data.spec import DataSpec
 from ..losses import GANLoss
 
@@ -124,6 +125,17 @@ class StepContext:
         return self.iteration
 
 
+class _Augmented:
+    """``family.d`` as a callable the loss's penalties take in place of the discriminator (not a module: the
+    family is not registered twice)."""
+
+    def __init__(self, family: GANFamily):
+        self.family = family
+
+    def __call__(self, x: Tensor, *args, **condition) -> Tensor:
+        return self.family.d(x, *args, **condition)
+
+
 @dataclass
 class StepResult:
     """A player's loss for one step (None: no optimizer step) and the scalars to log with it."""
@@ -151,6 +163,7 @@ class GANFamily(nn.Module):
     paired = False  # generates spec.target from spec.source, aligned pairs: paired metrics against the target
     unpaired = False  # generates from spec.source without aligned targets (unpaired translation)
     log_keys = ("loss_d", "loss_g")  # the values shown in the progress bar
+    augmentable = False  # scores its images through ``d`` / ``augment``: takes ``augment=`` (on image data)
 
     def __init__(self, loss: GANLoss, spec: DataSpec):
         super().__init__()
@@ -158,6 +171,20 @@ class GANFamily(nn.Module):
         self.spec = spec
         self.data_shape = spec.shape
         self.num_classes = spec.num_classes
+        self.augment = Augment()  # the discriminator's input augmentation (none; ``set_augment``)
+
+    def set_augment(self, augment: Augment) -> None:
+        """Augment every image the discriminator scores (``augment=diffaugment`` / ``ada``). A ``ValueError`` for
+        a family that doesn't route its discriminator's inputs through ``augment``, or for data that are not
+        images."""
+        if augment.kind != "none":
+            if not self.augmentable:
+                raise ValueError(f"augment={augment.kind}: {type(self).__name__} does not support augmentation "
+                                 "(only the image families gan/dcgan, cgan, acgan, infogan and stylegan2 do)")
+            if len(self.data_shape) != 3:
+                raise ValueError(f"augment={augment.kind} augments images; the data are {len(self.data_shape)}-D "
+                                 f"points of shape {tuple(self.data_shape)}")
+        self.augment = augment
 
     @property
     def needs_source(self) -> bool:
@@ -200,24 +227,43 @@ class GANFamily(nn.Module):
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         raise NotImplementedError
 
+    def d(self, x: Tensor, **condition) -> Tensor:
+        """The discriminator's score of ``x`` augmented (``self.augment``: fresh randomness on every call; ``x``
+        itself without augmentation). Augmenting families score every real and fake through this, in the
+        discriminator's steps and the generator's."""
+        return self.discriminator(self.augment(x), **condition)
+
+    def observe_reals(self, d_real: Tensor, ctx: StepContext) -> None:
+        """ADA's overfitting heuristic: feed the discriminator's scores of a (augmented) real batch to
+        ``augment``, which adjusts its probability on schedule. The sign is taken about the loss's real/fake
+        boundary: 0 for logits and critics, 0.5 for LSGAN's 0-1 coding."""
+        self.augment.observe(d_real, ctx.iteration, ctx.batch_in_iteration == 0,
+                             boundary=0.5 if getattr(self.loss, "name", "") == "lsgan" else 0.0)
+
     def adversarial_d_step(self, real: Tensor, fake: Tensor, ctx: StepContext, **condition
                            ) -> tuple[Tensor, dict[str, Tensor]]:
         """The discriminator's loss on ``real`` against (detached) ``fake`` with the loss's regulariser, and what
         every family logs. ``condition`` (class labels, a translation's input) goes to the discriminator and its
-        penalty."""
-        d_real, d_fake = self.discriminator(real, **condition), self.discriminator(fake, **condition)
+        penalty. Both batches are scored through ``d`` (augmented, where the family is)."""
+        d_real, d_fake = self.d(real, **condition), self.d(fake, **condition)
+        self.observe_reals(d_real, ctx)
         loss = self.loss.discriminator_loss(d_real, d_fake)
         logs = self.d_logs(loss, d_real, d_fake)
         return self.add_regularizer(loss, logs, real, fake, ctx, **condition), logs
 
     def d_logs(self, loss: Tensor, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
-        """``loss_d`` and the discriminator's mean score of the real and the fake batch."""
-        return {"loss_d": loss, "D(x)": self.loss.score(d_real).mean(), "D(G(z))": self.loss.score(d_fake).mean()}
+        """``loss_d``, the discriminator's mean score of the real and the fake batch, and ADA's ``p`` and ``r_t``
+        (with ``augment=ada``)."""
+        return {"loss_d": loss, "D(x)": self.loss.score(d_real).mean(), "D(G(z))": self.loss.score(d_fake).mean(),
+                **self.augment.logs()}
 
     def add_regularizer(self, loss: Tensor, logs: dict, real: Tensor, fake: Tensor, ctx: StepContext,
                         **condition) -> Tensor:
-        """``loss`` plus the loss's regulariser of the discriminator (the gradient penalty; logged as ``reg_d``)."""
-        reg = self.loss.regularizer(self.discriminator, real, fake, grad_scale=ctx.grad_scale, **condition)
+        """``loss`` plus the loss's regulariser of the discriminator (the gradient penalty; logged as ``reg_d``).
+        With augmentation the penalty is of ``D(augment(x))`` as ADA's R1 (its gradient w.r.t. the unaugmented
+        ``x``, through the augmentation)."""
+        net = self.discriminator if self.augment.kind == "none" else _Augmented(self)
+        reg = self.loss.regularizer(net, real, fake, grad_scale=ctx.grad_scale, **condition)
         if reg is None:
             return loss
         logs["reg_d"] = reg

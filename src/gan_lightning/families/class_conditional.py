@@ -45,6 +45,7 @@ class ConditionalFamily(GANFamily):
     """What CGAN and ACGAN share: the conditional generator, labels in and out, one grid row per class."""
 
     class_conditional = True
+    augmentable = True  # (on images) D scores every real and fake through ``d`` / ``augment``
     model_name = "conditional"
 
     def __init__(self, generator: Callable[..., nn.Module], loss: GANLoss, spec: DataSpec, latent_dim: int,
@@ -170,7 +171,7 @@ class CGAN(ConditionalFamily):
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         logs: dict = {}
         fake, y, diversity = self.generator_fakes(batch, logs)
-        loss = self.loss.generator_loss(self.discriminator(fake, y))
+        loss = self.loss.generator_loss(self.d(fake, y=y))
         logs["loss_g"] = loss
         return StepResult(loss + diversity, logs)
 
@@ -218,8 +219,9 @@ class ACGAN(ConditionalFamily):
         real = batch[self.spec.target]
         with torch.no_grad():
             fake, y = self.fakes(batch)
-        d_real, cls_real = self.discriminator.scores(real)
-        d_fake, cls_fake = self.discriminator.scores(fake)
+        d_real, cls_real = self.discriminator.scores(self.augment(real))
+        d_fake, cls_fake = self.discriminator.scores(self.augment(fake))
+        self.observe_reals(d_real, ctx)
         loss = self.loss.discriminator_loss(d_real, d_fake)
         cls_loss = F.cross_entropy(cls_real.float(), y)
         if self.classify_fakes:
@@ -231,7 +233,7 @@ class ACGAN(ConditionalFamily):
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         logs: dict = {}
         fake, y, diversity = self.generator_fakes(batch, logs)
-        d_fake, cls_fake = self.discriminator.scores(fake)
+        d_fake, cls_fake = self.discriminator.scores(self.augment(fake))
         loss = self.loss.generator_loss(d_fake)
         cls_loss = F.cross_entropy(cls_fake.float(), y)
         logs.update({"loss_g": loss, "loss_cls_g": cls_loss, "acc_fake": self._accuracy(cls_fake, y)})

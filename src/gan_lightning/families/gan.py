@@ -17,8 +17,10 @@ class GAN(GANFamily):
 
     ``generator`` / ``discriminator`` are factories (Hydra ``_partial_``) called with the data's shape.
     Each discriminator step draws fresh noise; the generator step draws its own, as in Goodfellow et al.'s
-    Algorithm 1.
+    Algorithm 1. Takes ``augment=`` on images: D scores every real and fake through ``d``.
     """
+
+    augmentable = True
 
     def __init__(
         self,
@@ -42,7 +44,7 @@ class GAN(GANFamily):
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         real = batch[self.spec.target]
         fake = self.generator(self.noise(real.shape[0], real.device))
-        loss = self.loss.generator_loss(self.discriminator(fake))
+        loss = self.loss.generator_loss(self.d(fake))
         return StepResult(loss, {"loss_g": loss})
 
     def sample_inputs(self, n: int, generator: torch.Generator | None = None, device=None,

@@ -42,6 +42,7 @@ class InfoGAN(GANFamily):
     """
 
     has_codes = True
+    augmentable = True  # (on images) D's score and Q's features are of augmented images (``_scores``)
     TRAVERSAL_RANGE = 2.0  # grids sweep continuous codes over [-2, 2], past the prior's [-1, 1] (as in the paper)
 
     def __init__(
@@ -111,7 +112,8 @@ class InfoGAN(GANFamily):
 
     # --- steps -----------------------------------------------------------------------------------------------
     def _scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.discriminator.features(x)
+        """D's score and features of ``x`` augmented (``augment=``: Q then reads the codes from augmented fakes)."""
+        h = self.discriminator.features(self.augment(x))
         return self.discriminator.head(h).view(-1), h
 
     def discriminator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
@@ -121,6 +123,7 @@ class InfoGAN(GANFamily):
             fake = self.generator(self.generator_input(inputs))
         d_real, _ = self._scores(real)
         d_fake, h_fake = self._scores(fake)
+        self.observe_reals(d_real, ctx)
         loss = self.loss.discriminator_loss(d_real, d_fake)
         info, _ = self.info_loss(h_fake, inputs)
         logs = {**self.d_logs(loss, d_real, d_fake), "loss_info_d": info}

@@ -82,6 +82,8 @@ class StyleGAN2(GANFamily):
         mixing: probability of style mixing (0: off).
     """
 
+    augmentable = True  # D scores every real and fake through ``d`` (padded, then augmented); R1 too
+
     def __init__(
         self,
         generator: Callable[..., nn.Module],
@@ -161,6 +163,11 @@ class StyleGAN2(GANFamily):
         z = self.noise(n, device)
         return self.generator(z, y, **self.mixing_options(z))
 
+    def d(self, x: Tensor, **condition) -> Tensor:
+        """The discriminator's score of ``x`` padded to its resolution, then augmented: reals (the data's size)
+        and fakes (the generator's) get the same shifts and cutouts at the same size."""
+        return self.discriminator(self.augment(self.discriminator.pad(x)), **condition)
+
     # --- the phases ----------------------------------------------------------------------------------------------
     def discriminator_step(self, batch: Batch, ctx: StepContext) -> StepResult:
         real = batch[self.spec.target]
@@ -170,11 +177,12 @@ class StyleGAN2(GANFamily):
         return StepResult(*self.adversarial_d_step(real, fake, ctx, **self.condition(y)))
 
     def r1_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        """``gain * gamma / 2 * |grad_x D(x)|^2`` on the real batch, in float32 outside autocast."""
+        """``gain * gamma / 2 * |grad_x D(x)|^2`` on the real batch, in float32 outside autocast. With
+        ``augment=``, as StyleGAN2-ADA: ``D(augment(x))``, its gradient w.r.t. the unaugmented ``x``."""
         real = batch[self.spec.target].detach().float().requires_grad_(True)
         y = self.labels(batch)
         with torch.autocast(device_type=real.device.type, enabled=False):
-            logits = self.discriminator.forward(real, **self.condition(y)).float()
+            logits = self.discriminator.forward(self.augment(self.discriminator.pad(real)), **self.condition(y)).float()
             (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
             penalty = grad.square().flatten(1).sum(1)
             loss = (penalty * (self.r1_gamma / 2) + 0 * logits).mean() * ctx.gain
@@ -184,7 +192,7 @@ class StyleGAN2(GANFamily):
         real = batch[self.spec.target]
         y = self.labels(batch)
         fake = self.fakes(len(real), real.device, y)
-        loss = self.loss.generator_loss(self.discriminator(fake, **self.condition(y)))
+        loss = self.loss.generator_loss(self.d(fake, **self.condition(y)))
         return StepResult(loss, {"loss_g": loss})
 
     def pl_step(self, batch: Batch, ctx: StepContext) -> StepResult:

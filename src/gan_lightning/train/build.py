@@ -8,6 +8,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ..augment import Augment
 from ..core.family import PLAYERS
 from ..core.module import GANModule
 from ..data.base import GANDataModule
@@ -48,16 +49,25 @@ def instantiate_or_user_error(node: Any, **kwargs) -> Any:
 
 def build_family(model_cfg: dict, loss_cfg: dict, spec: DataSpec | dict):
     """The family from plain config dicts (as stored in checkpoints) and the data's spec (or the data record a
-    checkpoint stores). A model that can't be built for the data (DCGAN on 2-D points, say) is a ``UserError``."""
+    checkpoint stores). A model that can't be built for the data (DCGAN on 2-D points, say) is a ``UserError``.
+    ``model_cfg["augment"]`` (``Augment``'s options; absent: none) is the discriminator's input augmentation: it
+    travels in the model's config so that checkpoints rebuild ADA's buffers and resuming with another one is
+    refused."""
     if not isinstance(spec, DataSpec):
         spec = DataSpec.from_dict(spec)
-    model_cfg = current_targets({k: v for k, v in model_cfg.items() if k not in SPEED_KEYS})
+    augment_cfg = model_cfg.get("augment") or {}
+    model_cfg = current_targets({k: v for k, v in model_cfg.items() if k not in SPEED_KEYS and k != "augment"})
     # A partial, called here: Hydra would turn the spec (a dataclass) into a config node.
     factory = instantiate_or_user_error(model_cfg, _partial_=True)
     try:
-        return factory(loss=instantiate_or_user_error(loss_cfg), spec=spec)
+        family = factory(loss=instantiate_or_user_error(loss_cfg), spec=spec)
     except ValueError as e:
         raise UserError(f"model: {e}") from None
+    try:
+        family.set_augment(Augment(**augment_cfg))
+    except (TypeError, ValueError) as e:  # (TypeError: an option Augment does not have)
+        raise UserError(f"augment: {e}") from None
+    return family
 
 
 def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
@@ -67,6 +77,9 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
     # The data config itself, so that evaluate.py finds the data a checkpoint was trained on without data=...
     stored_data = {**spec.to_dict(), "cfg": OmegaConf.to_container(cfg.data, resolve=True)}
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    augment = OmegaConf.to_container(cfg.augment, resolve=True) if cfg.get("augment") else {}
+    if augment.get("kind", "none") != "none":  # (none: configs and checkpoints as before augmentation existed)
+        model_cfg["augment"] = augment
     family = build_family(model_cfg, OmegaConf.to_container(cfg.loss, resolve=True), spec)
     speed = {key: model_cfg.get(key, False) for key in SPEED_KEYS}
     players = [p for p in PLAYERS if p in cfg.optim]
