@@ -25,6 +25,7 @@ from gan_lightning.train.fit import train
 from gan_lightning.upscale import tiled
 
 from .conftest import run_entry
+from .helpers.ranks import RankState
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
@@ -291,20 +292,11 @@ def test_upscale_refuses_a_noise_model_and_writes_nothing(tmp_path, make_cfg):
 
 
 # --- scale ---------------------------------------------------------------------------------------------------------
-class _RankState(__import__("pytorch_lightning").Callback):
-    def __init__(self, dirpath: str):
-        self.dirpath = dirpath
-
-    def on_train_end(self, trainer, pl_module):
-        torch.save({k: v.detach().cpu() for k, v in pl_module.state_dict().items()},
-                   Path(self.dirpath) / f"rank{trainer.global_rank}.pt")
-
-
 @pytest.mark.slow
 def test_two_process_ddp_srgan_keeps_ranks_identical_through_the_warm_up(make_cfg, tmp_path):
     cfg = make_cfg("model=srgan", "trainer=ddp_cpu", "max_iterations=3", "data.batch_size=8",
                    "callbacks.samples.every_n_iterations=0", "metrics.every_n_iterations=0", "~callbacks.metrics")
-    result = train(cfg, callbacks=[_RankState(str(tmp_path))])
+    result = train(cfg, callbacks=[RankState(str(tmp_path))])
     assert result["iteration"] == 3
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key, value in rank0.items():

@@ -22,6 +22,7 @@ from gan_lightning.train.build import build_family, build_module
 from gan_lightning.train.checkpoints import read_checkpoint
 from gan_lightning.train.fit import train
 
+from .helpers.ranks import RankState
 from .test_training import changed, initial_state, read_metrics
 
 QUIET = ("callbacks.samples.every_n_iterations=0", "metrics.every_n_iterations=0", "~callbacks.metrics")
@@ -247,20 +248,11 @@ def test_bf16_mixed_trains_stylegan2(make_cfg):
     assert all(math.isfinite(v) for key in ("train/loss_d", "train/loss_g", "train/r1") for v in metrics[key])
 
 
-class _RankState(pl.Callback):
-    def __init__(self, dirpath: str):
-        self.dirpath = dirpath
-
-    def on_train_end(self, trainer, pl_module):
-        torch.save({k: v.detach().cpu() for k, v in pl_module.state_dict().items()},
-                   Path(self.dirpath) / f"rank{trainer.global_rank}.pt")
-
-
 @pytest.mark.slow
 def test_two_process_ddp_keeps_ranks_identical_through_r1_and_path_length(make_cfg, tmp_path):
     cfg = make_cfg("model=stylegan2", "trainer=ddp_cpu", "max_iterations=3", "data.batch_size=8",
                    "model.r1_interval=2", "model.pl_interval=2", *QUIET)
-    result = train(cfg, callbacks=[_RankState(str(tmp_path))])
+    result = train(cfg, callbacks=[RankState(str(tmp_path))])
     assert result["iteration"] == 3
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0["family.pl_mean"] > 0

@@ -26,6 +26,7 @@ from gan_lightning.train.fit import train
 from gan_lightning.train.schedules import ConstantThenLinear
 
 from .conftest import compose_cfg, run_cli, run_entry
+from .helpers.ranks import RankState
 
 SPEC = DataSpec({"a": (1, 28, 28), "b": (1, 28, 28)}, target="b", source="a")
 UNPAIRED = DataSpec({"a": (1, 28, 28), "b": (1, 28, 28)}, target="b", source="a", paired=False)
@@ -356,11 +357,9 @@ def test_translate_refuses_a_noise_model_and_writes_nothing(tmp_path, make_cfg):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
 def test_two_process_ddp_keeps_networks_identical_and_pools_per_rank(make_cfg, tmp_path, model):
-    from .test_srgan import _RankState
-
     cfg = make_cfg(f"model={model}", "trainer=ddp_cpu", "max_iterations=3", "data.batch_size=4",
                    "callbacks.samples.every_n_iterations=0", "~callbacks.metrics")
-    result = train(cfg, callbacks=[_RankState(str(tmp_path))])
+    result = train(cfg, callbacks=[RankState(str(tmp_path))])
     assert result["iteration"] == 3
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key, value in rank0.items():
