@@ -8,11 +8,10 @@ from __future__ import annotations
 import torch
 
 from .data.convert import to_float, to_uint8
+from .data.translation import DIRECTIONS
 from .errors import UserError
 from .image_files import plan, read_all, write_image
 from .train.checkpoints import load_module
-
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 @torch.no_grad()

@@ -43,6 +43,9 @@ from .spec import DataSpec
 
 log = logging.getLogger(__name__)
 
+DIRECTIONS = ("AtoB", "BtoA")
+"""Which way a translation goes: from domain (or pair half) A to B, or back."""
+
 # --- Canny edges -----------------------------------------------------------------------------------------------
 # The defaults draw Fashion-MNIST as thin outlines plus its main inner lines (collars, sleeves, straps, soles):
 # measured on all 70,000 images, 12.6% of the pixels are edges (the middle 80% of images between 9.1% and
@@ -444,7 +447,7 @@ class AlignedFolderDataModule(_FolderTranslation):
     def __init__(self, path: str, direction: str = "AtoB", load_size: int = 286, crop: int = 256, flip: bool = True,
                  channels: int = 3, val_split: str | None = "test", val_fraction: float = 0.1, batch_size: int = 4,
                  num_workers: int = 0, seed: int = 0) -> None:
-        if direction not in ("AtoB", "BtoA"):
+        if direction not in DIRECTIONS:
             raise UserError(f"data.direction={direction} must be AtoB or BtoA")
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 or 3, got {channels}: fix data.channels")

@@ -28,10 +28,9 @@ from torch import Tensor, nn
 from ..core.family import Batch, GANFamily, Phase, StepContext, StepResult
 from ..data.convert import to_float
 from ..data.spec import DataSpec
+from ..data.translation import DIRECTIONS
 from ..losses import GANLoss
 from .pix2pix import check_translation_spec
-
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 class ImagePool(nn.Module):
