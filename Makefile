@@ -37,7 +37,7 @@ test-fast: $(STAMP) data
 bench: $(STAMP) data
 	$(PY) benchmarks/bench_step.py $(ARGS)
 	$(PY) benchmarks/bench_step.py --variants $(ARGS)
-	$(PY) benchmarks/bench_step.py --models $(ARGS)
+	$(PY) benchmarks/bench_step.py $(ARGS) --models
 
 # Compare a sweep's runs: `make report DIR=multirun/2026-01-31/12-00-00` writes report.png and report.md there.
 report: $(STAMP)

@@ -1,4 +1,5 @@
-"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz [label=K] [psi=0.7]`."""
+"""Sample from a trained generator: `python generate.py ckpt=PATH n=10000 out=samples.npz [label=K] [psi=0.7]`;
+or draw a figure: `python generate.py ckpt=PATH figure=truncation|mixing|interpolation out=figure.png`."""
 
 import hydra
 from omegaconf import DictConfig
@@ -9,6 +10,16 @@ from gan_lightning.config.entry import run
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    if cfg.get("figure"):
+        from gan_lightning.figures import write_figure
+
+        result = report_user_errors(
+            write_figure, cfg.ckpt, cfg.figure, cfg.out, seed=cfg.seed, rows=cfg.rows, cols=cfg.cols,
+            steps=cfg.steps, cutoff=cfg.get("cutoff"), use_ema=cfg.use_ema, device=cfg.device,
+        )
+        print(f"wrote the {result['figure']} figure ({result['rows']} x {result['columns']} images) from iteration "
+              f"{result['iteration']} to {result['out']}")
+        return
     from gan_lightning.sampling import generate  # torch loads after the config checks
 
     result = report_user_errors(

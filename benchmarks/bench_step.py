@@ -3,7 +3,7 @@
     make bench                       # = python benchmarks/bench_step.py, then the same with --variants
     python benchmarks/bench_step.py model.generator.ngf=64 model.discriminator.ndf=64 --iterations 200
     python benchmarks/bench_step.py --variants     # each speed option against the plain loop fed by a DataLoader
-    python benchmarks/bench_step.py --models       # images/s of every model's iteration at its default size
+    python benchmarks/bench_step.py --models [M ...]  # images/s, ms an iteration of every model (or M ...)
 
 Both run the same DCGAN (the default config's networks, batch size and optimizers) in the same process, in
 alternation, after a warm-up; the figure is the median of the repeats. The package side is the real
@@ -119,16 +119,19 @@ GPU_VARIANTS = [
 ]
 
 
-MODELS = ["fcgan", "dcgan", "cgan", "acgan", "infogan"]
+MODELS = ["fcgan", "dcgan", "cgan", "acgan", "infogan", "stylegan2", "pix2pix", "cyclegan"]
 
 
-def run_models(overrides: list[str], args) -> dict:
-    """Images/s of each model's training iteration (default size, default loss) in the package."""
+def run_models(overrides: list[str], models: list[str], args) -> dict:
+    """Images/s and milliseconds a training iteration of each model (its default size, loss and data: the
+    translation models their Fashion-MNIST tasks) in the package."""
     rows = []
-    for model in MODELS:
-        base = [o for o in overrides if not o.startswith("model=")]
+    for model in models:
+        base = [o for o in overrides if not o.startswith(("model=", "data=fashion_mnist"))]
         cfg = compose_config([*base, f"model={model}"], tempfile.mkdtemp(prefix="bench-"))
-        rows.append({"model": model, "images_per_s": package_images_per_s(cfg, args.iterations, args.warmup)})
+        images_per_s = package_images_per_s(cfg, args.iterations, args.warmup)
+        rows.append({"model": model, "batch_size": cfg.data.batch_size, "images_per_s": images_per_s,
+                     "ms_per_iteration": 1000 * cfg.data.batch_size / images_per_s})
     return {"models": rows}
 
 
@@ -178,7 +181,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--variants", action="store_true",
                         help="time each speed option against the plain loop fed by a DataLoader")
-    parser.add_argument("--models", action="store_true", help="time every model's iteration (package only)")
+    parser.add_argument("--models", nargs="*", default=None, metavar="MODEL",
+                        help=f"time each model's iteration (package only; no names: {' '.join(MODELS)})")
     parser.add_argument("--loader-workers", type=int, default=2, help="the DataLoader's workers (--variants)")
     parser.add_argument("--memory-of", choices=["package", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -212,12 +216,13 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
 
-    if args.models:
-        result.update(run_models(overrides, args))
-        print("| model | images/s |")
-        print("|---|---|")
+    if args.models is not None:
+        result.update(run_models(overrides, args.models or MODELS, args))
+        print("| model | batch | images/s | ms / iteration |")
+        print("|---|---|---|---|")
         for row in result["models"]:
-            print(f"| {row['model']} | {row['images_per_s']:.0f} |")
+            print(f"| {row['model']} | {row['batch_size']} | {row['images_per_s']:.0f} | "
+                  f"{row['ms_per_iteration']:.1f} |")
         write(result)
         return
     if args.variants:

@@ -15,51 +15,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from runs import evaluate, mean_sd, train
+
 KEYS = ("psnr", "ssim", "fid_domain", "class_kept")
-
-
-def run(args: list[str]) -> None:
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
-    if result.returncode:
-        raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
 
 
 def train_and_score(name: str, model: str, overrides: list[str], seed: int, a: argparse.Namespace) -> dict:
     run_dir = Path(a.out) / f"{name}-s{seed}"
     scores = run_dir / "evaluate.json"
     if not scores.exists():
-        start = time.time()
         if a.iterations:
             budget = [f"max_iterations={a.iterations}"]
         else:
             seconds = round(a.minutes * 60)
             budget = ["max_iterations=1000000", f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}"]
-        run(["train.py", f"model={model}", "data=fashion_sr", f"data.scale={a.scale}", f"seed={seed}", *budget,
-             "logger=csv", "trainer=cpu", "metrics=none", "~callbacks.progress_bar",
-             "callbacks.samples.every_n_iterations=1000000", f"hydra.run.dir={run_dir}", *overrides])
-        train_s = time.time() - start
-        run(["evaluate.py", f"ckpt={run_dir}/checkpoints/last.ckpt", f"n={a.n}", f"out={scores}",
-             "features=domain"])
-        data = json.loads(scores.read_text())
-        data["train_s"] = train_s
-        scores.write_text(json.dumps(data, indent=2))
+        train_s = train(run_dir, [f"model={model}", "data=fashion_sr", f"data.scale={a.scale}", f"seed={seed}",
+                                  *budget, *overrides])
+        evaluate(run_dir / "checkpoints/last.ckpt", scores, n=a.n, train_s=train_s)
     data = json.loads(scores.read_text())
     m = data["metrics"]
     return {"model": {k: m[k] for k in KEYS}, "bicubic": {k: m[f"baseline_{k}"] for k in KEYS},
             "train_s": data["train_s"], "iteration": data["checkpoint"]["iteration"]}
-
-
-def mean_sd(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3g}"
-    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
 
 
 def main() -> None:

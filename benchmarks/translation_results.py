@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from runs import evaluate, mean_sd, train
 
 RUNS = {  # name: (model, overrides)
     "pix2pix": ("pix2pix", []),
@@ -39,39 +34,18 @@ CYCLEGAN_KEYS = ("target_share_ab", "iou_ab", "fid_domain", "cycle_l1_a", "cycle
                  "target_share_ba", "iou_ba", "fid_domain_ba", "cycle_l1_b", "cycle_l1_b_quantised")
 
 
-def run(args: list[str], threads: int | None) -> None:
-    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})}
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env)
-    if result.returncode:
-        raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
-
-
 def train_and_score(name: str, seed: int, a: argparse.Namespace) -> dict:
     model, overrides = RUNS[name]
     run_dir = Path(a.out) / f"{name}-s{seed}"
     scores = run_dir / "evaluate.json"
     threads = 1 if a.jobs > 1 else None
     if not scores.exists():
-        start = time.time()
         budget = [f"max_iterations={a.iterations}"] if a.iterations else []
-        run(["train.py", f"model={model}", f"seed={seed}", *budget, "logger=csv", "trainer=cpu", "metrics=none",
-             "~callbacks.progress_bar", "callbacks.samples.every_n_iterations=1000000", f"hydra.run.dir={run_dir}",
-             *overrides], threads)
-        train_s = time.time() - start
-        run(["evaluate.py", f"ckpt={run_dir}/checkpoints/last.ckpt", "n=10000", f"out={scores}", "features=domain"],
-            threads)
-        data = json.loads(scores.read_text())
-        data["train_s"] = train_s
-        scores.write_text(json.dumps(data, indent=2))
+        train_s = train(run_dir, [f"model={model}", f"seed={seed}", *budget, *overrides], threads)
+        evaluate(run_dir / "checkpoints/last.ckpt", scores, threads=threads, train_s=train_s)
     data = json.loads(scores.read_text())
     return {"metrics": data["metrics"], "train_s": data["train_s"], "iteration": data["checkpoint"]["iteration"],
             "n": data["protocol"]["generated"]["n"]}
-
-
-def mean_sd(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3g}"
-    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
 
 
 def table(title: str, keys: tuple[str, ...], rows: dict[str, list[dict]]) -> None:

@@ -317,3 +317,149 @@ def test_generate_truncates_with_psi_and_refuses_it_for_other_models_or_out_of_r
     assert truncation_options(dcgan, 1.0) == {}
     with pytest.raises(UserError, match=r"psi=0.5: this checkpoint's model \(GAN\) has no truncation trick"):
         truncation_options(dcgan, 0.5)
+
+
+# --- W space: interpolation, mixing, ppl_domain, figures ------------------------------------------------------------
+def test_generate_interpolates_in_w_and_mixes_styles_at_the_cutoff(make_cfg):
+    module, _ = _module(make_cfg)
+    family = module.family
+    start = family.sample_inputs(3, generator=torch.Generator().manual_seed(0))
+    end = family.noise(3, generator=torch.Generator().manual_seed(1))
+    at = {t: module.generate({**start, "z_end": end, "t": torch.full((3,), t)}) for t in (0.0, 0.5, 1.0)}
+    assert torch.allclose(at[0.0], module.generate(start), atol=1e-6)
+    assert torch.allclose(at[1.0], module.generate({"z": end}), atol=1e-5)
+    assert not torch.allclose(at[0.5], at[0.0], atol=1e-3) and not torch.allclose(at[0.5], at[1.0], atol=1e-3)
+    # style mixing: the styles from the cutoff on are mix_z's; mixing z with itself changes nothing
+    num_ws = family.generator.num_ws
+    same = module.generate({**start, "mix_z": start["z"], "cutoff": torch.full((3,), 2)})
+    assert torch.allclose(same, module.generate(start), atol=1e-6)
+    mixed = {k: module.generate({**start, "mix_z": end, "cutoff": torch.full((3,), k)}) for k in (1, num_ws - 1)}
+    assert not torch.allclose(mixed[1], module.generate(start), atol=1e-3)
+    ws = family.generator.mapping(start["z"])
+    other = family.generator.mapping(end)
+    expected = torch.cat([ws[:, :1], other[:, 1:]], dim=1)
+    with torch.no_grad():
+        family.generator.eval()
+        assert torch.allclose(mixed[1], family.crop(family.generator.synthesis(expected)), atol=1e-6)
+
+
+def test_the_path_length_filter_drops_the_lowest_and_highest_percent():
+    from gan_lightning.metrics.path_length import filtered_mean
+
+    # 1000 distances: 1..990 and five wild outliers at each end
+    values = torch.cat([torch.arange(1.0, 991.0), torch.full((5,), -1e6), torch.full((5,), 1e7)])
+    # bounds: the 10th smallest (5) and the 11th largest (986), both kept: the mean of 5..986
+    assert filtered_mean(values) == pytest.approx((5 + 986) / 2)
+    assert values.mean().item() > 4e4
+
+
+def test_float_preprocessing_matches_the_uint8_path_on_whole_grey_levels():
+    from gan_lightning.data.convert import to_float
+    from gan_lightning.metrics.domain import preprocess, preprocess_float
+
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(preprocess_float(to_float(images)), preprocess(images), atol=1e-5)
+
+
+def test_ppl_domain_is_larger_when_a_step_in_w_moves_the_images_more(make_cfg):
+    from gan_lightning.metrics.registry import ScoreContext, family_scores
+    from gan_lightning.metrics.spaces import resolve_spaces
+
+    module, dm = _module(make_cfg)
+    spaces = resolve_spaces("domain", "fashion_mnist", (1, 28, 28), 10)
+    ctx = ScoreContext(module, dm, None, n_samples=200, spaces=spaces, use_ema=False)
+    smooth = family_scores(ctx)["ppl_domain"]
+    assert math.isfinite(smooth) and smooth > 0
+    assert family_scores(ctx)["ppl_domain"] == smooth, "the same pairs for the same seed"
+    last = module.family.generator.mapping.net[-1]
+    with torch.no_grad():  # w scaled by 4 (leaky ReLU is positively homogeneous): each step in W is 4x longer
+        last.weight.mul_(4)
+        last.bias.mul_(4)
+    assert family_scores(ctx)["ppl_domain"] > 1.5 * smooth  # (demodulation takes out part of the styles' scale)
+    with torch.no_grad():  # w no longer depends on z: every path has length 0
+        last.weight.zero_()
+    assert family_scores(ctx)["ppl_domain"] == 0
+    dcgan_cfg = make_cfg("model=dcgan")
+    dcgan = build_module(dcgan_cfg, instantiate(dcgan_cfg.data))
+    assert "ppl_domain" not in family_scores(ScoreContext(dcgan, dm, None, n_samples=20, spaces=spaces))
+
+
+def test_figures_lay_out_the_truncation_sweep_style_mixing_and_interpolation_strips(make_cfg):
+    from gan_lightning.figures import interpolation, slerp, style_mixing, truncation_sweep
+
+    module, _ = _module(make_cfg)
+    family = module.family
+
+    def draw(inputs):
+        return module.generate(inputs)
+
+    images, ncol = truncation_sweep(family, draw, 3, torch.Generator().manual_seed(0), psis=(1.0, 0.5, 0.0))
+    assert ncol == 3 and images.shape == (9, 1, 28, 28)
+    first = draw(family.sample_inputs(3, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(images[0::3], first, atol=1e-6), "the first column: the untruncated samples"
+    assert torch.allclose(images[2], images[5], atol=1e-6) and torch.allclose(images[2], images[8], atol=1e-6)
+    assert not torch.allclose(images[0], images[3], atol=1e-3)
+
+    images, ncol = style_mixing(family, draw, 2, 3, torch.Generator().manual_seed(0), cutoff=2)
+    assert ncol == 4 and images.shape == (12, 1, 28, 28)
+    assert (images[0] == -1).all(), "a blank corner"
+    gen = torch.Generator().manual_seed(0)
+    top, left = family.sample_inputs(3, generator=gen), family.sample_inputs(2, generator=gen)
+    assert torch.allclose(images[1:4], draw(top), atol=1e-6) and torch.allclose(images[4], draw(left)[0], atol=1e-6)
+    with pytest.raises(UserError, match=r"cutoff must be an integer in \[1, 7\]"):
+        style_mixing(family, draw, 2, 3, torch.Generator(), cutoff=8)
+
+    images, ncol = interpolation(family, draw, 2, 5, torch.Generator().manual_seed(0))
+    assert ncol == 5 and images.shape == (10, 1, 28, 28)
+    gen = torch.Generator().manual_seed(0)
+    start, end = family.sample_inputs(2, generator=gen), family.noise(2, generator=gen)
+    assert torch.allclose(images[0::5], draw(start), atol=1e-6)
+    assert torch.allclose(images[4::5], draw({"z": end}), atol=1e-5)
+    a, b = torch.randn(4, 16), torch.randn(4, 16)
+    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-5) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-5)
+    mid = slerp(a, b, 0.5)
+    assert torch.allclose(mid.norm(dim=1), (a.norm(dim=1) + b.norm(dim=1)) / 2, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_generate_py_draws_figures_and_refuses_bad_ones_in_one_line(make_cfg, tmp_path):
+    from .conftest import run_entry
+
+    cfg = make_cfg("model=stylegan2", "max_iterations=2", "data.batch_size=8", *QUIET)
+    ckpt = train(cfg)["last_checkpoint"]
+    r = run_entry("generate.py", f"ckpt={ckpt}", "figure=mixing", "rows=2", "cols=3", f"out={tmp_path}/mix.png")
+    assert r.returncode == 0, r.stderr[-2000:]
+    from torchvision.io import read_image
+
+    assert read_image(str(tmp_path / "mix.png")).shape == (3, 3 * 30 + 2, 4 * 30 + 2)  # 28 px + 2 px padding
+    dcgan = train(make_cfg("model=dcgan", "max_iterations=1", *QUIET, output_dir=tmp_path / "dcgan"))
+    for args, message in [
+        ([f"ckpt={dcgan['last_checkpoint']}", "figure=mixing"],
+         "error: figure=mixing needs a model with styles (model=stylegan2); this checkpoint's is GAN"),
+        ([f"ckpt={ckpt}", "figure=zoom"], "error: figure=zoom: unknown; choose one of truncation, mixing, "
+                                          "interpolation"),
+    ]:
+        r = run_entry("generate.py", *args, f"out={tmp_path}/bad.png")
+        assert r.returncode == 2 and r.stderr.strip() == message
+        assert not (tmp_path / "bad.png").exists()
+    r = run_entry("generate.py", f"ckpt={dcgan['last_checkpoint']}", "figure=interpolation", "rows=1", "steps=4",
+                  f"out={tmp_path}/dcgan.png")
+    assert r.returncode == 0 and read_image(str(tmp_path / "dcgan.png")).shape == (3, 32, 4 * 30 + 2)
+
+
+def test_the_full_recipe_preset_builds_the_papers_networks_for_a_64_px_folder(tmp_path):
+    from omegaconf import OmegaConf
+
+    from .conftest import compose_cfg
+
+    cfg = compose_cfg(["experiment=stylegan2/paper256", f"data.path={tmp_path}", "data.image_size=64"], tmp_path)
+    assert cfg.data.image_size == 64 and cfg.data.batch_size == 64
+    assert (cfg.model.r1_gamma, cfg.model.pl_weight, cfg.model.mixing) == (1.0, 2.0, 0.9)
+    family = build_family(OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.loss),
+                          DataSpec({"x": (3, 64, 64)}))
+    g = family.generator
+    assert g.resolution == 64 and g.num_ws == 10 and len(g.mapping.net) == 8 and g.w_dim == 512
+    assert [p.name for p in family.phases()] == ["D", "Dreg", "G", "Greg"]
+    widths = [block.conv1.weight.shape[0] for block in g.synthesis.blocks]
+    assert widths == [512, 512, 512, 512, 256]  # min(16384 / res, 512) at 4, 8, 16, 32, 64 px
+    assert family.generate({"z": torch.randn(2, 512)}).shape == (2, 3, 64, 64)

@@ -42,13 +42,18 @@ def resolve_label(family, label: int | str | None, class_names: list[str] | None
     return index
 
 
+def has_truncation(family) -> bool:
+    """The family's ``sample_inputs`` takes a truncation ``psi`` (StyleGAN2)."""
+    return "psi" in inspect.signature(family.sample_inputs).parameters
+
+
 def truncation_options(family, psi) -> dict:
     """``{"psi": psi}`` for a family whose ``sample_inputs`` takes a truncation ``psi`` (StyleGAN2), ``{}`` for
     another family at ``psi=1`` (no truncation); a ``UserError`` for a psi outside [0, 1], or below 1 for a family
     without truncation."""
     if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1:
         raise UserError(f"psi must be a number in [0, 1] (1: no truncation, 0: the mean image); got {psi!r}")
-    if "psi" in inspect.signature(family.sample_inputs).parameters:
+    if has_truncation(family):
         return {"psi": float(psi)}
     if psi != 1:
         raise UserError(f"psi={psi}: this checkpoint's model ({type(family).__name__}) has no truncation trick "

@@ -164,6 +164,7 @@ class GANFamily(nn.Module):
     unpaired = False  # generates from spec.source without aligned targets (unpaired translation)
     log_keys = ("loss_d", "loss_g")  # the values shown in the progress bar
     augmentable = False  # scores its images through ``d`` / ``augment``: takes ``augment=`` (on image data)
+    style_based = False  # a W space (StyleGAN2): generate takes z_end/t (interpolation in W) and mix_z/cutoff
 
     def __init__(self, loss: GANLoss, spec: DataSpec):
         super().__init__()

@@ -83,6 +83,7 @@ class StyleGAN2(GANFamily):
     """
 
     augmentable = True  # D scores every real and fake through ``d`` (padded, then augmented); R1 too
+    style_based = True  # an intermediate latent space W: interpolation in W, style mixing, ppl_domain
 
     def __init__(
         self,
@@ -233,13 +234,25 @@ class StyleGAN2(GANFamily):
         return inputs
 
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
-        """Images at the data's size: the generator's output, centre-cropped."""
+        """Images at the data's size: the generator's output, centre-cropped. Beside ``z`` (and ``y``, ``psi``),
+        ``inputs`` may hold ``z_end`` and ``t`` (one per sample): the image at ``t`` on the straight line in W from
+        z's w to z_end's (interpolation strips, ``ppl_domain``); and ``mix_z`` and ``cutoff`` (one per sample):
+        the styles from index ``cutoff`` on are mix_z's (style mixing)."""
+        net = net or self.generator
         psi = inputs.get("psi")
         if psi is not None and bool(((psi < 0) | (psi > 1)).any()):
             raise ValueError(f"psi (truncation) must be in [0, 1]; got values from {psi.min().item()} to "
                              f"{psi.max().item()}")
         y = inputs.get("y") if self.class_conditional else None
-        return self.crop((net or self.generator)(inputs["z"], y, psi=psi))
+        ws = net.mapping(inputs["z"], y, psi=psi)
+        if "z_end" in inputs:
+            end = net.mapping(inputs["z_end"], y, psi=psi)
+            ws = ws.lerp(end, inputs["t"].to(ws.dtype).view(-1, 1, 1))
+        if "mix_z" in inputs:
+            other = net.mapping(inputs["mix_z"], y, psi=psi)
+            later = torch.arange(ws.shape[1], device=ws.device) >= inputs["cutoff"].to(ws.device).view(-1, 1)
+            ws = torch.where(later[..., None], other, ws)
+        return self.crop(net.synthesis(ws))
 
     def crop(self, images: Tensor) -> Tensor:
         """The centre of ``images`` at the data's size (the inverse of the discriminator's padding)."""

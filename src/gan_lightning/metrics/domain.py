@@ -66,14 +66,25 @@ def preprocess(images: Tensor) -> Tensor:
     when the images are not 28x28."""
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ValueError(f"expected uint8 N×C×H×W images, got {images.dtype} {tuple(images.shape)}")
-    x = images.float()
+    return _luma_28(images.float()).div_(127.5).sub_(1)
+
+
+def preprocess_float(images: Tensor) -> Tensor:
+    """float N×C×H×W images in [-1, 1] -> the network's input, as ``preprocess`` without the uint8 rounding (for
+    differences smaller than a grey level: ``ppl_domain``)."""
+    if not images.is_floating_point() or images.dim() != 4:
+        raise ValueError(f"expected float N×C×H×W images, got {images.dtype} {tuple(images.shape)}")
+    return _luma_28(images.float())
+
+
+def _luma_28(x: Tensor) -> Tensor:
     if x.shape[1] == 3:
         x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     elif x.shape[1] != 1:
         raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
     if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
-    return x.div_(127.5).sub_(1)
+    return x
 
 
 def describe_resize(shape: tuple[int, ...]) -> str:

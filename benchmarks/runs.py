@@ -1,0 +1,45 @@
+"""What the results scripts share: train.py and evaluate.py in subprocesses, and mean ± sd cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["logger=csv", "trainer=cpu", "metrics=none", "~callbacks.progress_bar",
+         "callbacks.samples.every_n_iterations=1000000"]  # no metrics, grids or progress bar during the run
+
+
+def run(args: list[str], threads: int | None = None) -> None:
+    """``python ARGS`` in the repository root (``threads``: OMP/MKL threads), or exit with its stderr's tail."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})}
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+
+
+def train(run_dir: Path, overrides: list[str], threads: int | None = None) -> float:
+    """``train.py OVERRIDES`` quietly into ``run_dir``; its wall time in seconds."""
+    start = time.time()
+    run(["train.py", *overrides, *QUIET, f"hydra.run.dir={run_dir}"], threads)
+    return time.time() - start
+
+
+def evaluate(ckpt: Path, out: Path, n: int = 10000, threads: int | None = None, extra: list[str] = (),
+             **record) -> dict:
+    """``evaluate.py`` on ``ckpt`` (domain features) into ``out``, with ``record`` added to its json; the json."""
+    run(["evaluate.py", f"ckpt={ckpt}", f"n={n}", f"out={out}", "features=domain", *extra], threads)
+    data = {**json.loads(out.read_text()), **record}
+    out.write_text(json.dumps(data, indent=2))
+    return data
+
+
+def mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
