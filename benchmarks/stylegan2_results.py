@@ -60,7 +60,8 @@ def train_and_score(name: str, seed: int, overrides: list[str], iterations: int,
     for label, iteration in points.items():
         out = run_dir / f"evaluate-{iteration}.json"
         if not out.exists():
-            evaluate(run_dir / f"checkpoints/iter{iteration:07d}.ckpt", out, threads=threads, extra=extra)
+            name = "last" if iteration == iterations else f"iter{iteration:07d}"  # the end: last.ckpt
+            evaluate(run_dir / f"checkpoints/{name}.ckpt", out, threads=threads, extra=extra)
         data = json.loads(out.read_text())
         results[label] = {"metrics": data["metrics"], "iteration": data["checkpoint"]["iteration"],
                           "minutes": train_s / 60 * iteration / iterations, "p": last_logged(run_dir, "train/p")}
@@ -75,7 +76,8 @@ def table(title: str, rows: dict[str, list[dict]], keys=KEYS, p: bool = False) -
         cells = [mean_sd([r["metrics"][k] for r in results]) if all(k in r["metrics"] for r in results) else "-"
                  for k in keys]
         extra = [mean_sd([r["p"] for r in results]) if all(r["p"] is not None for r in results) else "-"] if p else []
-        print(f"| {name} | {' | '.join(cells)} | {mean_sd([r['iteration'] for r in results])} | "
+        iterations = sorted({r["iteration"] for r in results})
+        print(f"| {name} | {' | '.join(cells)} | {'/'.join(map(str, iterations))} | "
               f"{mean_sd([r['minutes'] for r in results])} |{''.join(f' {c} |' for c in extra)}")
 
 
