@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +44,22 @@ def mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3g}"
     return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
+
+
+def table(title: str, keys: tuple[str, ...], rows: dict[str, list[dict]],
+          columns: dict[str, Callable[[dict], float | None]] = {}) -> None:
+    """Print a Markdown table: a row per entry of ``rows`` (its runs' results: ``metrics``, ``iteration``), the
+    mean ± sd of each metric of ``keys`` that some run has, the iterations, then each of ``columns`` (name: the
+    value of a result, None where it has none); "-" where a run lacks a value."""
+    keys = [k for k in keys if any(k in r["metrics"] for results in rows.values() for r in results)]
+
+    def cell(values: list) -> str:
+        return mean_sd(values) if all(v is not None for v in values) else "-"
+
+    print(f"\n{title}\n| run | {' | '.join(keys)} | iterations | {' | '.join(columns)} |".replace(" |  |", " |"))
+    print("|---|" + "---|" * (len(keys) + 1 + len(columns)))
+    for name, results in rows.items():
+        cells = [cell([r["metrics"].get(k) for r in results]) for k in keys]
+        cells.append("/".join(map(str, sorted({r["iteration"] for r in results}))))
+        cells += [cell([get(r) for r in results]) for get in columns.values()]
+        print(f"| {name} | {' | '.join(cells)} |")

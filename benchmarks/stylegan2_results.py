@@ -27,11 +27,12 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from runs import evaluate, mean_sd, train
+from runs import evaluate, table, train
 
 DCGAN_PRESET = "experiment=fashion_mnist/dcgan_non_saturating"
 KEYS = ("fid_domain", "precision_domain", "recall_domain", "classes_covered", "class_kl", "ppl_domain")
 AUGMENTS = ("none", "diffaugment", "ada")
+MINUTES = {"minutes (1 thread)": lambda r: r["minutes"]}
 
 
 def last_logged(run_dir: Path, key: str) -> float | None:
@@ -68,19 +69,6 @@ def train_and_score(name: str, seed: int, overrides: list[str], iterations: int,
     return results
 
 
-def table(title: str, rows: dict[str, list[dict]], keys=KEYS, p: bool = False) -> None:
-    keys = [k for k in keys if any(k in r["metrics"] for rs in rows.values() for r in rs)]
-    print(f"\n{title}\n| run | {' | '.join(keys)} | iterations | minutes (1 thread) |{' p |' if p else ''}")
-    print("|---|" + "---|" * (len(keys) + 2 + p))
-    for name, results in rows.items():
-        cells = [mean_sd([r["metrics"][k] for r in results]) if all(k in r["metrics"] for r in results) else "-"
-                 for k in keys]
-        extra = [mean_sd([r["p"] for r in results]) if all(r["p"] is not None for r in results) else "-"] if p else []
-        iterations = sorted({r["iteration"] for r in results})
-        print(f"| {name} | {' | '.join(cells)} | {'/'.join(map(str, iterations))} | "
-              f"{mean_sd([r['minutes'] for r in results])} |{''.join(f' {c} |' for c in extra)}")
-
-
 def compare(a: argparse.Namespace) -> dict:
     n, long = a.iterations, round(a.iterations * a.time_ratio)
     runs = {"stylegan2": (["model=stylegan2"], n, {"equal": n}),
@@ -92,10 +80,12 @@ def compare(a: argparse.Namespace) -> dict:
     rows: dict[str, list[dict]] = {}
     for (name, _), results in done:
         for label, result in results.items():
-            rows.setdefault(f"{name}, {'equal iterations' if label == 'equal' else 'equal wall time'}", []).append(result)
+            point = "equal iterations" if label == "equal" else "equal wall time"
+            rows.setdefault(f"{name}, {point}", []).append(result)
     order = sorted(rows, key=lambda k: ("wall" in k, not k.startswith("stylegan2")))
     rows = {k: rows[k] for k in order}
-    table(f"seeds {a.seeds}; StyleGAN2 {n} iterations = DCGAN {long} iterations of wall time (x{a.time_ratio})", rows)
+    title = f"seeds {a.seeds}; StyleGAN2 {n} iterations = DCGAN {long} iterations of wall time (x{a.time_ratio})"
+    table(title, KEYS, rows, MINUTES)
     return rows
 
 
@@ -113,8 +103,8 @@ def augment(a: argparse.Namespace) -> dict:
     rows: dict[str, list[dict]] = {}
     for (subset, policy, _), result in sorted(done, key=lambda d: (d[0][0], AUGMENTS.index(d[0][1]))):
         rows.setdefault(f"{subset} images, augment={policy}", []).append(result)
-    table(f"seeds {a.seeds}; DCGAN preset, {a.iterations} iterations; FID against the test split", rows,
-          KEYS[:5], p=True)
+    table(f"seeds {a.seeds}; DCGAN preset, {a.iterations} iterations; FID against the test split", KEYS[:5], rows,
+          {**MINUTES, "p": lambda r: r["p"]})
     return rows
 
 

@@ -21,7 +21,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from runs import evaluate, mean_sd, train
+from runs import evaluate, table, train
+
+MINUTES = {"minutes": lambda r: r["train_s"] / 60}
 
 RUNS = {  # name: (model, overrides)
     "pix2pix": ("pix2pix", []),
@@ -48,16 +50,6 @@ def train_and_score(name: str, seed: int, a: argparse.Namespace) -> dict:
             "n": data["protocol"]["generated"]["n"]}
 
 
-def table(title: str, keys: tuple[str, ...], rows: dict[str, list[dict]]) -> None:
-    print(f"\n{title}\n| method | {' | '.join(keys)} | iterations | minutes |")
-    print("|---|" + "---|" * (len(keys) + 2))
-    for name, results in rows.items():
-        cells = [mean_sd([r["metrics"][k] for r in results]) if all(k in r["metrics"] for r in results) else "-"
-                 for k in keys]
-        minutes = mean_sd([r["train_s"] / 60 for r in results])
-        print(f"| {name} | {' | '.join(cells)} | {mean_sd([r['iteration'] for r in results])} | {minutes} |")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -76,13 +68,14 @@ def main() -> None:
     print(f"seeds {a.seeds}; {'the presets' if not a.iterations else a.iterations} iterations a run")
     p2p = {k: v for k, v in rows.items() if k.startswith("pix2pix")}
     if p2p:
-        table("edges -> clothing (10,000 test pairs)", PIX2PIX_KEYS, p2p)
+        table("edges -> clothing (10,000 test pairs)", PIX2PIX_KEYS, p2p, MINUTES)
     cyc = {k: v for k, v in rows.items() if k.startswith("cyclegan")}
     if cyc:
         first = next(iter(cyc.values()))
         identity = [{"metrics": {k: r["metrics"].get(f"baseline_{k}") for k in CYCLEGAN_KEYS
                                  if f"baseline_{k}" in r["metrics"]}, "train_s": 0.0, "iteration": 0} for r in first]
-        table("sandal <-> sneaker (1,000 test images a class)", CYCLEGAN_KEYS, {"identity": identity[:1], **cyc})
+        table("sandal <-> sneaker (1,000 test images a class)", CYCLEGAN_KEYS, {"identity": identity[:1], **cyc},
+              MINUTES)
     (Path(a.out) / "results.json").write_text(json.dumps({"args": vars(a), "rows": rows}, indent=2))
 
 

@@ -244,14 +244,10 @@ class StyleGAN2(GANFamily):
             raise ValueError(f"psi (truncation) must be in [0, 1]; got values from {psi.min().item()} to "
                              f"{psi.max().item()}")
         y = inputs.get("y") if self.class_conditional else None
-        ws = net.mapping(inputs["z"], y, psi=psi)
+        ws = net.styles(inputs["z"], y, psi, inputs.get("mix_z"), inputs.get("cutoff"))
         if "z_end" in inputs:
             end = net.mapping(inputs["z_end"], y, psi=psi)
             ws = ws.lerp(end, inputs["t"].to(ws.dtype).view(-1, 1, 1))
-        if "mix_z" in inputs:
-            other = net.mapping(inputs["mix_z"], y, psi=psi)
-            later = torch.arange(ws.shape[1], device=ws.device) >= inputs["cutoff"].to(ws.device).view(-1, 1)
-            ws = torch.where(later[..., None], other, ws)
         return self.crop(net.synthesis(ws))
 
     def crop(self, images: Tensor) -> Tensor:

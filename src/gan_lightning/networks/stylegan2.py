@@ -335,17 +335,19 @@ class Generator(nn.Module):
                                       w_avg_decay)
 
     def styles(self, z: Tensor, y: Tensor | None = None, psi: float | Tensor | None = None,
-               mix_z: Tensor | None = None, cutoff: int | None = None) -> Tensor:
-        """ws for z; with ``mix_z`` (style mixing), the ws from ``cutoff`` on are those of ``mix_z`` (whose
-        mapping does not update ``w_avg``)."""
+               mix_z: Tensor | None = None, cutoff: int | Tensor | None = None) -> Tensor:
+        """ws for z; with ``mix_z`` (style mixing), the ws from ``cutoff`` (one for the batch, or one per sample)
+        on are those of ``mix_z`` (whose mapping does not update ``w_avg``)."""
         ws = self.mapping(z, y, psi=psi)
         if mix_z is None or cutoff is None:
             return ws
         other = self.mapping(mix_z, y, psi=psi, update_w_avg=False)
-        return torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
+        later = torch.arange(ws.shape[1], device=ws.device) >= torch.as_tensor(cutoff, device=ws.device).view(-1, 1)
+        return torch.where(later[..., None], other, ws)
 
     def forward(self, z: Tensor, y: Tensor | None = None, psi: float | Tensor | None = None,
-                mix_z: Tensor | None = None, cutoff: int | None = None, noise_mode: str | None = None) -> Tensor:
+                mix_z: Tensor | None = None, cutoff: int | Tensor | None = None,
+                noise_mode: str | None = None) -> Tensor:
         return self.synthesis(self.styles(z, y, psi, mix_z, cutoff), noise_mode)
 
 
