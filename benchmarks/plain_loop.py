@@ -5,12 +5,14 @@ fresh real batch, one generator step with fresh noise, non-saturating loss on lo
 Lightning, no Hydra, no logging.
 
     python benchmarks/plain_loop.py --minutes 5 --out docs/img/plain_loop_5min.png   # the time-to-quality yardstick
+    python benchmarks/plain_loop.py --no-ema --iterations 9000 --score-at 1800 4500 --fid 10000 --json scores.json
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -110,33 +112,61 @@ def domain_scores(net: torch.nn.Module, latent_dim: int, datamodule, n: int = 10
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--minutes", type=float, default=5.0, help="the time budget (unless --iterations)")
+    parser.add_argument("--iterations", type=int, help="an iteration budget instead of --minutes")
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ema", action="store_true", help="the textbook loop: samples from G itself")
     parser.add_argument("--out", default="plain_loop.png")
     parser.add_argument("--fid", type=int, default=0, metavar="N",
                         help="score N samples with the domain FID of evaluate.py (features=domain) at the end")
+    parser.add_argument("--score-at", type=int, nargs="+", default=[], metavar="I",
+                        help="with --iterations: also score (--fid samples) and grid (<out>-<I>.png) at iteration I")
+    parser.add_argument("--json", help="write the iterations, the training seconds and {iteration: scores} here")
     args = parser.parse_args()
 
     datamodule = fashion_mnist()
     loop = PlainDCGAN(datamodule.load_split("train")[0], batch_size=args.batch_size, ngf=args.ngf, ndf=args.ngf,
-                      ema_decay=None if args.no_ema else 0.999)
-    end = time.perf_counter() + args.minutes * 60
-    while time.perf_counter() < end:
-        loop.step()
-    from torchvision.utils import save_image
+                      ema_decay=None if args.no_ema else 0.999, seed=args.seed)
+    results = {}
 
-    net = loop.G_ema if loop.G_ema is not None else loop.G  # the textbook loop samples G in train mode
-    with torch.no_grad():
-        samples = net(torch.randn(64, loop.latent_dim, generator=torch.Generator().manual_seed(1234)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    save_image(samples, args.out, nrow=8, normalize=True, value_range=(-1, 1))
-    epochs = loop.iteration * args.batch_size / len(loop.images)
-    print(f"{loop.iteration} iterations ({epochs:.2f} epochs) in {args.minutes} min; grid: {args.out}")
-    if args.fid:
-        scores = domain_scores(net, loop.latent_dim, datamodule, n=args.fid)
-        print(f"domain metrics on {args.fid} samples: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    def report(out: Path) -> None:
+        from torchvision.utils import save_image
+
+        net = loop.G_ema if loop.G_ema is not None else loop.G  # the textbook loop samples G in train mode
+        with torch.no_grad():
+            samples = net(torch.randn(64, loop.latent_dim, generator=torch.Generator().manual_seed(1234)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_image(samples, out, nrow=8, normalize=True, value_range=(-1, 1))
+        epochs = loop.iteration * args.batch_size / len(loop.images)
+        print(f"{loop.iteration} iterations ({epochs:.2f} epochs); grid: {out}", flush=True)
+        if args.fid:
+            scores = domain_scores(net, loop.latent_dim, datamodule, n=args.fid)
+            results[loop.iteration] = scores
+            print(f"domain metrics on {args.fid} samples: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
+                  flush=True)
+
+    out = Path(args.out)
+    training_s = 0.0
+    if args.iterations:
+        points = sorted(set(args.score_at) - {args.iterations})
+        while loop.iteration < args.iterations:
+            start = time.perf_counter()
+            loop.step()
+            training_s += time.perf_counter() - start
+            if loop.iteration in points:
+                report(out.with_name(f"{out.stem}-{loop.iteration}{out.suffix}"))
+    else:
+        start = time.perf_counter()
+        end = start + args.minutes * 60
+        while time.perf_counter() < end:
+            loop.step()
+        training_s = time.perf_counter() - start
+    report(out)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"iterations": loop.iteration, "training_s": training_s,
+                                               "scores": results}, indent=2))
 
 
 if __name__ == "__main__":

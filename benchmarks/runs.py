@@ -40,6 +40,30 @@ def evaluate(ckpt: Path, out: Path, n: int = 10000, threads: int | None = None, 
     return data
 
 
+def train_and_score(run_dir: Path, overrides: list[str], iterations: int, points: dict[str, int],
+                    threads: int | None = None, extra: list[str] = (), every: int | None = None) -> dict:
+    """Train into ``run_dir`` for ``iterations`` (a checkpoint every ``every`` iterations, by default
+    ``min(points)``; once: a finished
+    run is reused) and score the checkpoint of each ``points`` entry ({label: iteration}) with ``evaluate``;
+    {label: {"metrics", "iteration", "minutes"}} (minutes: the run's wall time pro rata)."""
+    train_s_file = run_dir / "train_s.json"
+    if not train_s_file.exists():
+        train_s = train(run_dir, [*overrides, f"max_iterations={iterations}",
+                                  f"callbacks.checkpoint.every_n_iterations={every or min(points.values())}"], threads)
+        train_s_file.write_text(json.dumps({"train_s": train_s, "iterations": iterations}))
+    train_s = json.loads(train_s_file.read_text())["train_s"]
+    results = {}
+    for label, iteration in points.items():
+        out = run_dir / f"evaluate-{iteration}.json"
+        if not out.exists():
+            name = "last" if iteration == iterations else f"iter{iteration:07d}"  # the end: last.ckpt
+            evaluate(run_dir / f"checkpoints/{name}.ckpt", out, threads=threads, extra=extra)
+        data = json.loads(out.read_text())
+        results[label] = {"metrics": data["metrics"], "iteration": data["checkpoint"]["iteration"],
+                          "minutes": train_s / 60 * iteration / iterations}
+    return results
+
+
 def mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3g}"

@@ -27,7 +27,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from runs import evaluate, table, train
+import runs
+from runs import table
 
 DCGAN_PRESET = "experiment=fashion_mnist/dcgan_non_saturating"
 KEYS = ("fid_domain", "precision_domain", "recall_domain", "classes_covered", "class_kl", "ppl_domain")
@@ -46,37 +47,21 @@ def last_logged(run_dir: Path, key: str) -> float | None:
 
 def train_and_score(name: str, seed: int, overrides: list[str], iterations: int, points: dict[str, int],
                     a: argparse.Namespace, extra: list[str] = ()) -> dict:
-    """Train ``name`` for ``iterations`` (a checkpoint every ``min(points)``) and score the checkpoint of each
-    ``points`` entry ({label: iteration}); {label: scores}."""
+    """``runs.train_and_score`` for run ``<name>-s<seed>`` under --out, with ADA's final p in each result."""
     run_dir = Path(a.out) / f"{name}-s{seed}"
-    threads = 1 if a.jobs > 1 else None
-    train_s_file = run_dir / "train_s.json"
-    if not train_s_file.exists():
-        every = min(points.values())
-        train_s = train(run_dir, [*overrides, f"seed={seed}", f"max_iterations={iterations}",
-                                  f"callbacks.checkpoint.every_n_iterations={every}"], threads)
-        train_s_file.write_text(json.dumps({"train_s": train_s, "iterations": iterations}))
-    train_s = json.loads(train_s_file.read_text())["train_s"]
-    results = {}
-    for label, iteration in points.items():
-        out = run_dir / f"evaluate-{iteration}.json"
-        if not out.exists():
-            name = "last" if iteration == iterations else f"iter{iteration:07d}"  # the end: last.ckpt
-            evaluate(run_dir / f"checkpoints/{name}.ckpt", out, threads=threads, extra=extra)
-        data = json.loads(out.read_text())
-        results[label] = {"metrics": data["metrics"], "iteration": data["checkpoint"]["iteration"],
-                          "minutes": train_s / 60 * iteration / iterations, "p": last_logged(run_dir, "train/p")}
-    return results
+    results = runs.train_and_score(run_dir, [*overrides, f"seed={seed}"], iterations, points,
+                                   threads=1 if a.jobs > 1 else None, extra=extra)
+    return {label: {**r, "p": last_logged(run_dir, "train/p")} for label, r in results.items()}
 
 
 def compare(a: argparse.Namespace) -> dict:
     n, long = a.iterations, round(a.iterations * a.time_ratio)
-    runs = {"stylegan2": (["model=stylegan2"], n, {"equal": n}),
-            "dcgan_non_saturating": ([DCGAN_PRESET], long, {"equal": n, "time": long}),
-            "dcgan": (["model=dcgan"], n, {"equal": n})}  # the paper default, at equal iterations only
-    jobs = [(name, seed) for seed in a.seeds for name in runs]
+    systems = {"stylegan2": (["model=stylegan2"], n, {"equal": n}),
+               "dcgan_non_saturating": ([DCGAN_PRESET], long, {"equal": n, "time": long}),
+               "dcgan": (["model=dcgan"], n, {"equal": n})}  # the paper default, at equal iterations only
+    jobs = [(name, seed) for seed in a.seeds for name in systems]
     with ThreadPoolExecutor(a.jobs) as pool:
-        done = list(pool.map(lambda job: (job, train_and_score(*job, *runs[job[0]], a)), jobs))
+        done = list(pool.map(lambda job: (job, train_and_score(*job, *systems[job[0]], a)), jobs))
     rows: dict[str, list[dict]] = {}
     for (name, _), results in done:
         for label, result in results.items():

@@ -20,6 +20,8 @@ TINY = {
     "dcgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16"],
     "fcgan": ["model.generator.hidden=[64,64]", "model.discriminator.hidden=[64,64]", "model.latent_dim=16"],
     "cgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"],
+    "self_conditioned": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16",
+                         "model.embed_dim=8", "model.cluster_samples=256"],
     "acgan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"],
     "infogan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.q_hidden=16"],
     "srgan": ["data=fashion_sr", "model.generator.width=8", "model.generator.blocks=1", "model.discriminator.ndf=8",
@@ -52,6 +54,8 @@ def make_cfg(tmp_path, fmnist_root):
         overrides = list(overrides)
         default_model = None if any(o.startswith("experiment=") for o in overrides) else "dcgan"
         model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), default_model)
+        if model == default_model == "dcgan" and "model=dcgan" not in overrides:
+            overrides.insert(0, "model=dcgan")  # the tests' default: DCGAN (train.py's is model=self_conditioned)
         base = ["trainer=cpu", "logger=csv", "~callbacks.progress_bar", "~callbacks.model_summary",
                 "trainer.enable_model_summary=false", "module.log_every_n_iterations=1"]
         data = [o for o in overrides + TINY.get(model, []) if o.startswith(("data=", "experiment="))]

@@ -24,12 +24,12 @@ def test_every_option_composes_and_validates(tmp_path, group, option):
 
 
 def test_loss_choice_brings_its_paper_recipe(tmp_path):
-    cfg = compose_cfg(["loss=wgan_gp"], tmp_path)
+    cfg = compose_cfg(["model=dcgan", "loss=wgan_gp"], tmp_path)
     assert (cfg.optim.n_critic, cfg.optim.generator.lr, list(cfg.optim.generator.betas)) == (5, 1e-4, [0.0, 0.9])
     assert cfg.model.discriminator.norm == "layer"
-    cfg = compose_cfg(["loss=wgan"], tmp_path)
+    cfg = compose_cfg(["model=dcgan", "loss=wgan"], tmp_path)
     assert (cfg.optim.n_critic, cfg.optim.discriminator._target_) == (5, "torch.optim.RMSprop")
-    cfg = compose_cfg(["loss=wgan", "optim=adam"], tmp_path)  # the command line wins
+    cfg = compose_cfg(["model=dcgan", "loss=wgan", "optim=adam"], tmp_path)  # the command line wins
     assert cfg.optim.n_critic == 1
     assert compose_cfg([], tmp_path).optim.n_critic == 1
 
@@ -61,6 +61,19 @@ def test_make_train_runs_the_best_preset(tmp_path):
     cfg = compose_cfg(["experiment=fashion_mnist/best"], tmp_path)
     assert cfg.hydra.runtime.choices.model == "cgan" and cfg.model.diversity_weight > 0
     validate(cfg)
+
+
+def test_python_train_py_runs_the_unconditional_recipe_and_model_dcgan_the_paper(tmp_path):
+    cfg = compose_cfg([], tmp_path / "default")
+    assert cfg.hydra.runtime.choices.model == "self_conditioned" and cfg.hydra.runtime.choices.optim == "adam_fast"
+    assert cfg.model.clusters == 100 and cfg.model.diversity_weight == 1.0 and cfg.model.class_norm
+    assert cfg.optim.generator.lr == cfg.optim.discriminator.lr == 5e-4 and cfg.optim.n_critic == 1
+    assert cfg.model.generator == compose_cfg(["model=cgan"], tmp_path / "cgan").model.generator  # DCGAN networks
+    validate(cfg)
+    paper = compose_cfg(["model=dcgan"], tmp_path / "paper")
+    assert paper.model._target_.endswith("families.gan.GAN") and paper.hydra.runtime.choices.optim == "adam"
+    assert paper.optim.generator.lr == paper.optim.discriminator.lr == 2e-4
+    assert list(paper.optim.generator.betas) == [0.5, 0.999]
 
 
 SR_MODELS = ("srgan", "srresnet")  # generate from low-resolution images, not from noise

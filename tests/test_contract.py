@@ -27,7 +27,7 @@ from gan_lightning.train.build import build_family, build_module
 from .conftest import TINY, compose_cfg
 from .helpers.toy import InvertPairs, InvertTranslation
 
-FAMILIES = ["fcgan", "dcgan", "cgan", "acgan", "infogan", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan",
+FAMILIES = ["fcgan", "dcgan", "cgan", "self_conditioned", "acgan", "infogan", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan",
             "stylegan2", "invert"]
 FROM_DATA = ("invert", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan")  # translate held-out inputs
 

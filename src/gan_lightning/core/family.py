@@ -187,6 +187,10 @@ class GANFamily(nn.Module):
                                  f"points of shape {tuple(self.data_shape)}")
         self.augment = augment
 
+    def prepare(self, datamodule) -> None:
+        """Called once when training starts, before the first step and before a checkpoint is restored: what a
+        family fits on the data itself (SelfConditionedGAN's clusters). Nothing by default."""
+
     @property
     def needs_source(self) -> bool:
         """Sampling reads held-out data (``sample_inputs(..., source=...)``)."""

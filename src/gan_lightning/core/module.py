@@ -135,6 +135,9 @@ class GANModule(pl.LightningModule):
 
     # --- speed options ---------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        trainer = self._trainer  # (None when setup is called by hand, outside a Trainer)
+        if stage == "fit" and trainer is not None and trainer.datamodule is not None:
+            self.family.prepare(trainer.datamodule)
         if self.channels_last:
             self.to(memory_format=torch.channels_last)  # only 4-D parameters change; MLPs are unaffected
         if self.compile_mode and not getattr(self, "_compiled", False):

@@ -49,14 +49,17 @@ class ConditionalFamily(GANFamily):
     model_name = "conditional"
 
     def __init__(self, generator: Callable[..., nn.Module], loss: GANLoss, spec: DataSpec, latent_dim: int,
-                 embed_dim: int, class_norm: bool = False, diversity_weight: float = 0.0):
-        num_classes = require_labels(self.model_name, spec.num_classes)
+                 embed_dim: int, class_norm: bool = False, diversity_weight: float = 0.0,
+                 num_labels: int | None = None):
+        # num_labels: the generator's labels when they are not the data's classes (SelfConditionedGAN's clusters)
+        num_classes = num_labels or require_labels(self.model_name, spec.num_classes)
         if not is_int(embed_dim) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive integer; got {embed_dim!r}")
         if not is_number(diversity_weight) or diversity_weight < 0:
             raise ValueError(f"diversity_weight must be a number >= 0; got {diversity_weight!r}")
         self.diversity_weight = float(diversity_weight)
         super().__init__(loss, spec)
+        self.num_classes = num_classes
         self.latent_dim = latent_dim
         backbone = generator(latent_dim=latent_dim + embed_dim, out_shape=self.data_shape, bounded=spec.bounded)
         self.generator = ConditionalGenerator(backbone, num_classes, embed_dim, class_norm=bool(class_norm))
@@ -155,8 +158,9 @@ class CGAN(ConditionalFamily):
         conditioning: str = "projection",
         class_norm: bool = False,
         diversity_weight: float = 0.0,
+        num_labels: int | None = None,
     ):
-        super().__init__(generator, loss, spec, latent_dim, embed_dim, class_norm, diversity_weight)
+        super().__init__(generator, loss, spec, latent_dim, embed_dim, class_norm, diversity_weight, num_labels)
         self.conditioning = conditioning
         self.discriminator = conditional_discriminator(conditioning, discriminator, self.data_shape,
                                                        self.num_classes, embed_dim)
