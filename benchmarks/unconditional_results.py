@@ -68,6 +68,11 @@ def checkpoint_iteration(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=False)["gan_lightning"]["iteration"])
 
 
+def max_time(minutes: float) -> str:
+    seconds = round(minutes * 60)
+    return f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}"
+
+
 def speed(a: argparse.Namespace) -> dict:
     rates = {}
     for name, overrides in SYSTEMS.items():
@@ -77,7 +82,7 @@ def speed(a: argparse.Namespace) -> dict:
             iterations, seconds, cluster_s = done["iterations"], done["training_s"], 0.0
         else:
             if not (run_dir / "checkpoints/last.ckpt").exists():
-                train(run_dir, [*overrides, f"trainer.max_time=00:00:{a.minutes:02d}:00", "max_iterations=10000000"])
+                train(run_dir, [*overrides, max_time(a.minutes), "max_iterations=10000000"])
             iterations, seconds = checkpoint_iteration(run_dir / "checkpoints/last.ckpt"), 60.0 * a.minutes
             cluster_s = clustering_s(run_dir)
         rates[name] = {"iterations": iterations, "training_s": seconds, "per_s": iterations / seconds,
@@ -160,7 +165,7 @@ def timed(a: argparse.Namespace) -> dict:
                 result = {"metrics": next(iter(done["scores"].values())), "iteration": done["iterations"]}
             else:
                 if not (run_dir / "checkpoints/last.ckpt").exists():
-                    train(run_dir, [*overrides, f"seed={seed}", f"trainer.max_time=00:00:{a.minutes:02d}:00",
+                    train(run_dir, [*overrides, f"seed={seed}", max_time(a.minutes),
                                     "max_iterations=10000000"])
                 data = evaluate(run_dir / "checkpoints/last.ckpt", run_dir / "evaluate.json")
                 result = {"metrics": data["metrics"], "iteration": data["checkpoint"]["iteration"]}
@@ -172,8 +177,8 @@ def timed(a: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["speed", "train", "timed"])
-    parser.add_argument("--out", default="benchmarks/results/unconditional")
-    parser.add_argument("--minutes", type=int, default=2, help="speed, timed: the wall time of each run")
+    parser.add_argument("--out", default="runs/unconditional")
+    parser.add_argument("--minutes", type=float, default=2, help="speed, timed: the wall time of each run")
     parser.add_argument("--points", type=float, nargs="+", default=[2, 5, 10], help="train: minutes of wall time")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="train: runs side by side (one thread each)")

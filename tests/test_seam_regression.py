@@ -34,9 +34,10 @@ def test_the_same_seed_trains_the_same_weights_as_before_the_seam(tmp_path, fmni
     assert now.keys() == recorded.keys()
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     for key, (total, abs_total) in recorded.items():
-        # Another CPU may round differently (~1e-7 a weight); other noise or another order moves each weight by
-        # ~1e-4 after 4 iterations, far outside this bound.
-        bound = 1e-5 * math.sqrt(state[key].numel()) + 1e-6
+        # Another CPU rounds differently, and Adam turns rounding noise in near-zero gradients into steps of the
+        # learning rate: an AVX-512 machine (2026-12-02) lands up to 9x from the recording's sums in units of
+        # 1e-5 sqrt(numel). Other noise (seed 43) lands 200-100,000x away, far outside this bound (20x).
+        bound = 2e-4 * math.sqrt(state[key].numel()) + 2e-5
         assert abs(now[key][0] - total) <= bound and abs(now[key][1] - abs_total) <= bound, key
 
 

@@ -95,6 +95,18 @@ def test_samples_draw_the_clusters_in_the_data_proportions():
     assert (family.sample_inputs(4, clusters=1)["y"] == 1).all()
 
 
+def test_the_generator_step_conditions_on_the_batch_clusters_with_the_diversity_term():
+    family = family_for("self_conditioned", (1, 28, 28), None, "model.clusters=2", "model.cluster_samples=100",
+                        "model.diversity_weight=1")
+    family.prepare(TwoKinds())
+    batch = {"x": TwoKinds(8).x.float() / 127.5 - 1}
+    seen = []
+    family.generator.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    result = family.generator_step(batch, None)
+    assert torch.equal(seen[0][:8], family.labels(batch))  # fakes for the real batch's clusters (twice: z1, z2)
+    assert result.logs["diversity"] > 0 and result.loss > result.logs["loss_g"]  # the mode-seeking term is on
+
+
 def test_labels_before_the_clusters_are_fitted_is_an_error():
     family = family_for("self_conditioned", (1, 28, 28), None)
     with pytest.raises(RuntimeError, match="clusters are not fitted"):
