@@ -126,8 +126,9 @@ def side_by_side(a: argparse.Namespace, plan: dict[str, dict[float, int]]) -> No
         for name in SYSTEMS:
             n = plan[name][t]
             run_dir = Path(a.out) / f"{name}-s0"
-            last_of_loop = SYSTEMS[name] is None and n == max(plan[name].values())
-            path = run_dir / ("grid.png" if last_of_loop else f"grid-{n}.png")
+            path = run_dir / f"grid-{n}.png"
+            if not path.exists():  # the loop's last grid
+                path = run_dir / "grid.png"
             grids.append(read_image(str(path)).float() / 255)
         save_image(make_grid(grids, nrow=len(grids), padding=8, pad_value=1.0), Path(a.out) / f"grids-{t:g}min.png")
 
