@@ -15,15 +15,7 @@ from gan_lightning.families.self_conditioned import kmeans
 from gan_lightning.train.checkpoints import load_module, read_checkpoint
 from gan_lightning.train.fit import train
 
-from .test_conditional import family_for
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from .test_conditional import family_for, one_thread  # noqa: F401 (one thread for these tiny networks)
 
 
 def blobs(means: torch.Tensor, n_per: list[int], std: float = 0.05, seed: int = 0) -> torch.Tensor:
