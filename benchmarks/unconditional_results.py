@@ -143,14 +143,14 @@ def summary(rows: dict[str, list[dict]], title: str) -> None:
 
 def train_all(a: argparse.Namespace) -> dict:
     plan = budgets(a)
-    jobs = [(name, seed) for seed in a.seeds for name in SYSTEMS]
+    jobs = [(name, seed) for seed in a.seeds for name in a.systems]
     with ThreadPoolExecutor(a.jobs) as pool:
         done = dict(zip(jobs, pool.map(lambda job: train_system(*job, plan[job[0]], a), jobs)))
-    if 0 in a.seeds:
+    if 0 in a.seeds and list(a.systems) == list(SYSTEMS):
         side_by_side(a, plan)
     tables = {}
     for t in a.points:
-        rows = {NAMES[name]: [done[(name, seed)][t] for seed in a.seeds] for name in SYSTEMS}
+        rows = {NAMES[name]: [done[(name, seed)][t] for seed in a.seeds] for name in a.systems}
         summary(rows, f"{t:g} minutes of 2 quiet cores (seeds {a.seeds}; iterations from speed.json)")
         tables[t] = rows
     return {"budgets": plan, "tables": tables}
@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("--points", type=float, nargs="+", default=[2, 5, 10], help="train: minutes of wall time")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="train: runs side by side (one thread each)")
+    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
     a = parser.parse_args()
     result = {"speed": speed, "train": train_all, "timed": timed}[a.command](a)
     out = Path(a.out) / f"{a.command}.json"
