@@ -157,9 +157,10 @@ def train_all(a: argparse.Namespace) -> dict:
 
 
 def timed(a: argparse.Namespace) -> dict:
-    rows: dict[str, list[dict]] = {NAMES[name]: [] for name in SYSTEMS}
+    rows: dict[str, list[dict]] = {NAMES[name]: [] for name in a.systems}
     for seed in a.seeds:
-        for name, overrides in SYSTEMS.items():
+        for name in a.systems:
+            overrides = SYSTEMS[name]
             run_dir = Path(a.out) / f"timed-{a.minutes:g}min" / f"{name}-s{seed}"
             if overrides is None:
                 done = run_loop(run_dir, seed, ["--minutes", str(a.minutes)])
