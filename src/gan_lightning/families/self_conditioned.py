@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def kmeans(x: Tensor, k: int, iterations: int = 20, generator: torch.Generator | None = None) -> Tensor:
     """Lloyd's k-means of the rows of ``x`` [N, F] from a k-means++ start; the ``k`` centroids [k, F]. A cluster
-    that empties is restarted at the point farthest from its centroid."""
+    that empties is restarted at the point farthest from its centroid (a different one for each)."""
     n = len(x)
     if n < k:
         raise ValueError(f"{k} clusters need at least {k} examples; got {n}")
@@ -56,9 +56,14 @@ def kmeans(x: Tensor, k: int, iterations: int = 20, generator: torch.Generator |
         labels = distances.argmin(1)
         counts = torch.bincount(labels, minlength=k)
         sums = torch.zeros_like(centroids).index_add_(0, labels, x)
+        spread = distances.gather(1, labels[:, None]).squeeze(1)
         for empty in (counts == 0).nonzero().flatten().tolist():
-            far = distances.gather(1, labels[:, None]).argmax()
-            sums[empty], counts[empty], labels[far] = x[far], 1, empty
+            far = spread.argmax()  # moved out of its cluster (if it leaves one behind), never picked twice
+            old = labels[far]
+            if counts[old] > 1:
+                sums[old] -= x[far]
+                counts[old] -= 1
+            sums[empty], counts[empty], labels[far], spread[far] = x[far], 1, empty, -1
         new = sums / counts[:, None]
         if torch.equal(new, centroids):
             break
