@@ -223,10 +223,9 @@ def test_aligned_pairs_get_the_same_random_crop_and_flip_on_both_halves(tmp_path
     dm = AlignedFolderDataModule(str(tmp_path), load_size=16, crop=10, flip=flip, batch_size=3)
     assert dm.spec.shapes == {"a": (3, 10, 10), "b": (3, 10, 10)} and (dm.spec.source, dm.spec.target) == ("a", "b")
     originals = torch.stack([torch.from_numpy(h).permute(2, 0, 1) for h in halves])
-    torch.manual_seed(0)
-    placements = set()
-    for _ in range(4):
-        for batch in dm.train_dataloader():
+    placements, loader = set(), dm.train_dataloader()
+    for _ in range(4):  # 4 epochs: each draws its own crops and flips (seeded by the data seed and the epoch)
+        for batch in loader:
             assert set(batch) == {"a", "b"} and batch["a"].shape == (3, 3, 10, 10)
             a, b = to_uint8(batch["a"]), to_uint8(batch["b"])
             assert torch.equal(b, 255 - a), "the halves were cropped or flipped apart"
@@ -248,9 +247,8 @@ def test_aligned_direction_swaps_the_halves_and_held_out_pairs_are_centre_crops_
     centres = torch.stack([torch.from_numpy(h).permute(2, 0, 1)[:, 2:14, 2:14] for h in test_halves])
     assert rows_in(to_uint8(held_ab["a"]), centres).all() and len(torch.unique(held_ab["a"], dim=0)) == 3
     assert ab.split_size() == 3 and torch.equal(held_ab["a"], ab.fixed_batch(3)["a"])
-    ab.setup(), ba.setup()
-    assert torch.equal(ba._train_full["a"], ab._train_full["b"])
-    assert torch.equal(ba._train_full["b"], ab._train_full["a"])
+    train_ab, train_ba = ab.fixed_batch(4, split="train"), ba.fixed_batch(4, split="train")
+    assert torch.equal(train_ba["a"], train_ab["b"]) and torch.equal(train_ba["b"], train_ab["a"])
 
 
 def test_aligned_pairs_are_resized_and_fall_back_to_val_then_to_the_last_files(tmp_path):
@@ -264,7 +262,7 @@ def test_aligned_pairs_are_resized_and_fall_back_to_val_then_to_the_last_files(t
     dm = AlignedFolderDataModule(str(flat), load_size=12, crop=12, flip=False, val_split=None, val_fraction=0.2,
                                  batch_size=2)
     dm.setup()
-    assert len(dm._train) == 8 and dm.split_size() == 2
+    assert len(dm._items) == 8 and dm.split_size() == 2
     with Image.open(flat / "pair009.png") as last:
         left = torch.from_numpy(np.array(last)[:, :12]).permute(2, 0, 1)
     assert rows_in(left[None], to_uint8(dm.fixed_batch(2)["a"])).all()
@@ -273,7 +271,7 @@ def test_aligned_pairs_are_resized_and_fall_back_to_val_then_to_the_last_files(t
 @pytest.mark.parametrize("make,options,message", [
     (lambda p: Image.new("RGB", (30, 16)).save(p / "odd.png"), {}, r"odd\.png is 30x16: an aligned pair must be "
                                                                    r"twice as wide as high \(A\|B side by side\)"),
-    (lambda p: (p / "bad.png").write_bytes(b"not an image"), {}, r"cannot read image .*bad\.png"),
+    (lambda p: (p / "bad.png").write_bytes(b"not an image"), {}, r"image .*bad\.png cannot be decoded"),
     (lambda p: None, {}, "no images"),
     (lambda p: None, {"direction": "AtoC"}, "data.direction=AtoC must be AtoB or BtoA"),
     (lambda p: None, {"crop": 20}, "data.crop=20 is larger than data.load_size=16"),
@@ -282,8 +280,9 @@ def test_bad_aligned_folders_and_options_are_one_line(tmp_path, make, options, m
     folder = tmp_path / "train"
     folder.mkdir()
     make(folder)
-    with pytest.raises(UserError, match=message) as err:
-        AlignedFolderDataModule(str(tmp_path), **{"load_size": 16, "crop": 8, **options}).setup()
+    with pytest.raises(UserError, match=message) as err:  # options at once, an empty folder at start-up,
+        dm = AlignedFolderDataModule(str(tmp_path), **{"load_size": 16, "crop": 8, "batch_size": 1, **options})
+        list(dm.train_dataloader())  # a bad file when it is read
     assert "\n" not in str(err.value)
 
 
@@ -334,7 +333,7 @@ def test_unaligned_domains_without_test_folders_hold_out_their_last_files(tmp_pa
     dm.setup()
     assert to_uint8(dm.fixed_batch(2)["a"])[:, 0, 0, 0].sort().values.tolist() == [80, 90]
     assert to_uint8(dm.fixed_batch(1)["b"]).unique().tolist() == [210]
-    assert len(dm._train) == 8
+    assert len(dm._items) == 8
 
 
 def test_unaligned_channels_come_from_the_files_or_convert_both_domains(tmp_path):

@@ -10,3 +10,8 @@ class UserError(Exception):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; training stopped before the bad step touched weights or checkpoints."""
+
+
+class BadDataFile(UserError):
+    """A training file could not be decoded mid-run (``data.bad_files=error``); the run saves ``last.ckpt`` at the
+    batch before it, so that a resumed run continues where this one stopped."""

@@ -12,6 +12,8 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
+from ..errors import BadDataFile
+
 # ModelCheckpoint warns that under manual optimization a checkpoint holds the state after the step: that is what
 # resuming needs, so the warning is noise here (filtered once, where the checkpoint callbacks are defined).
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
@@ -65,16 +67,18 @@ class InterruptCheckpoint(pl.Callback):
     process exits, so that ``ckpt_path=last`` (or the file's path) continues from where it stopped.
 
     Lightning turns SIGTERM into ``SIGTERMException`` at the end of the current batch, so the checkpoint is that of
-    a finished step. Other exceptions (a diverged loss, a bug) write nothing: the last good checkpoint stays.
+    a finished step. A training file that cannot be decoded (``BadDataFile``, raised before its batch is used) also
+    saves, so nothing is lost. Other exceptions (a diverged loss, a bug) write nothing: the last good checkpoint
+    stays.
     """
 
     def __init__(self, dirpath: str):
         self.dirpath = Path(dirpath)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
+        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt, BadDataFile)):
             return
         path = self.dirpath / "last.ckpt"
         trainer.save_checkpoint(path)
-        signal = "SIGTERM" if isinstance(exception, SIGTERMException) else "SIGINT"
-        rank_zero_info(f"{signal} at iteration {pl_module.iteration}: saved {path}; resume with ckpt_path={path}")
+        reason = {SIGTERMException: "SIGTERM", KeyboardInterrupt: "SIGINT"}.get(type(exception), "a bad data file")
+        rank_zero_info(f"{reason} at iteration {pl_module.iteration}: saved {path}; resume with ckpt_path={path}")

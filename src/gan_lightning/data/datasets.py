@@ -16,13 +16,15 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+
 from torchvision import datasets
 
 from ..errors import UserError
 from .base import TensorDataModule
 from .convert import luminance, resize
-from .loader import TensorBatchLoader, TensorDataset, data_device, sample_indices, select, shuffled_loader
+from .items import ItemLoader, TensorItems
+from .loader import TensorBatchLoader, data_device, sample_indices, select
+from .sources import one_line
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +92,6 @@ TORCHVISION: dict[str, KnownDataset] = {
         idx=False,
     ),
 }
-
-
-def one_line(err: BaseException, limit: int = 200) -> str:
-    """An exception's message on one line, shortened to ``limit`` characters."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextlib.contextmanager
@@ -263,9 +259,8 @@ class TorchvisionDataModule(TensorDataModule):
         self._tensors = {"x": x, "y": y}
         log.info("%s: %d training images of shape %s", self.known.title, len(self._x), self.shape)
 
-    def train_dataloader(self) -> TensorBatchLoader | DataLoader:
+    def train_dataloader(self) -> TensorBatchLoader | ItemLoader:
         if self.in_memory:
             return super().train_dataloader()
         self.setup()
-        return shuffled_loader(TensorDataset(self._tensors), self.batch_size, self.num_workers, self.seed,
-                               self._dist()["world_size"])
+        return ItemLoader(TensorItems(self._tensors), self.batch_size, self.num_workers, self.seed, **self._dist())

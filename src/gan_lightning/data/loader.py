@@ -59,20 +59,86 @@ def _as_tensors(x: Tensor | Mapping[str, Tensor], y: Tensor | None) -> dict[str,
     return tensors
 
 
-class TensorBatchLoader:
-    """Batches of in-memory tensors, reshuffled every epoch, resumable, sharded for DDP.
+def epoch_permutation(n: int, seed: int, epoch: int, group: int = 0, shuffle: bool = True) -> Tensor:
+    """The order of ``n`` examples in ``epoch``: the same on every rank and for every loader kind. Seed and epoch
+    are mixed so that seed s + 1 is not seed s shifted by one epoch; a second group's permutation is seeded apart
+    from the first's (the first's is what a single group always drew)."""
+    if not shuffle:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch + group * 7_919_009) % 2**63)
+    return torch.randperm(n, generator=gen)
+
+
+class _ShardedEpochs:
+    """What the loaders share: an epoch is a seeded permutation of the examples, all ranks draw the same one and
+    each takes its own contiguous slice of it, so shards are disjoint and equally long; the position (epoch,
+    batches done) is the loader's state, so a resumed run continues with the very next batch.
+
+    Each ``iter()`` starts the next epoch (the first starts epoch 0), except right after ``load_state_dict``,
+    which continues where the saved loader stopped. Subclasses give ``_batches(epoch, indices)``, which yields the
+    batches of this rank's ``indices`` from batch ``self._batch`` on, advancing ``self._batch``."""
+
+    def _init_epochs(self, sizes: Sequence[int], batch_size: int, shuffle: bool, drop_last: bool, seed: int,
+                     rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        if batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {batch_size}: fix data.batch_size")
+        n = min(sizes)
+        if drop_last:
+            check_one_batch(n, batch_size, world_size)
+        elif n == 0:
+            raise UserError("the training data is empty: check the data options")
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self._sizes = list(sizes)
+        self._per_rank = n // world_size if drop_last else math.ceil(n / world_size)
+        self._epoch = 0  # epoch in progress (or last finished)
+        self._batch = 0  # batches of that epoch already yielded
+        self._continue = True  # next iteration continues (epoch, batch) instead of a new epoch
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self._per_rank // self.batch_size
+        return math.ceil(self._per_rank / self.batch_size)
+
+    def _indices(self, epoch: int, group: int = 0) -> Tensor:
+        """This rank's example indices of ``group`` for ``epoch``."""
+        n = self._sizes[group]
+        perm = epoch_permutation(n, self.seed, epoch, group, self.shuffle)
+        total = self._per_rank * self.world_size
+        if total > n:  # drop_last=False: pad by wrapping around so every rank gets as many
+            perm = perm.repeat(math.ceil(total / n))[:total]
+        return perm[self.rank * self._per_rank : (self.rank + 1) * self._per_rank]
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        # The body runs lazily, so an ``iter()`` that is never advanced (Lightning calls one to check the loader
+        # is iterable) does not consume an epoch.
+        if not self._continue or self._batch >= len(self):
+            self._epoch, self._batch = self._epoch + 1, 0
+        self._continue = False
+        epoch = self._epoch
+        indices = [self._indices(epoch, g) for g in range(len(self._sizes))]
+        yield from self._batches(epoch, indices)
+
+    def _batches(self, epoch: int, indices: list[Tensor]) -> Iterator[dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch, "batch": self._batch}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._epoch, self._batch = int(state_dict["epoch"]), int(state_dict["batch"])
+        self._continue = True
+
+
+class TensorBatchLoader(_ShardedEpochs):
+    """Batches of in-memory tensors, reshuffled every epoch, resumable, sharded for DDP (see ``_ShardedEpochs``).
 
     ``x`` is one tensor (with labels ``y``: batches ``{"x", "y"}``) or a dict of tensors, batched under their keys.
     The keys are shuffled together (one permutation: the rows of a pair stay paired) unless ``groups`` splits
     them into independently shuffled collections (unpaired translation: ``[["a"], ["b"]]``, each group its own
     permutation and its own length; an epoch is as long as the shortest).
-
-    Each ``iter()`` starts the next epoch (the first starts epoch 0), except right after
-    ``load_state_dict``, which continues where the saved loader stopped. Epoch ``e`` is shuffled
-    with a generator seeded from ``(seed, e)``; all ranks draw the same permutation and each
-    takes its own contiguous slice of it, so shards are disjoint and equally long.
-    The body of ``__iter__`` runs lazily, so an ``iter()`` that is never advanced (Lightning
-    calls one to check the loader is iterable) does not consume an epoch.
     With ``device``, the tensors are moved there once; batches are then indexed and normalised on it.
     """
 
@@ -100,24 +166,9 @@ class TensorBatchLoader:
             if len({len(tensors[k]) for k in group}) > 1:
                 raise ValueError(f"the tensors of {group} must have as many rows: "
                                  f"{ {k: len(tensors[k]) for k in group} }")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in [0, {world_size})")
-        if batch_size < 1:
-            raise UserError(f"batch_size must be >= 1, got {batch_size}: fix data.batch_size")
-        sizes = [len(tensors[g[0]]) for g in self.groups]
-        n = min(sizes)
-        if drop_last:
-            check_one_batch(n, batch_size, world_size)
-        elif n == 0:
-            raise UserError("the training data is empty: check the data options")
+        self._init_epochs([len(tensors[g[0]]) for g in self.groups], batch_size, shuffle, drop_last, seed, rank,
+                          world_size)
         self.tensors = {k: v.to(device) for k, v in tensors.items()}
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self._sizes = sizes
-        self._per_rank = n // world_size if drop_last else math.ceil(n / world_size)
-        self._epoch = 0  # epoch in progress (or last finished)
-        self._batch = 0  # batches of that epoch already yielded
-        self._continue = True  # next iteration continues (epoch, batch) instead of a new epoch
 
     @property
     def x(self) -> Tensor:
@@ -127,33 +178,8 @@ class TensorBatchLoader:
     def y(self) -> Tensor | None:
         return self.tensors.get("y")
 
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self._per_rank // self.batch_size
-        return math.ceil(self._per_rank / self.batch_size)
-
-    def _indices(self, epoch: int, group: int = 0) -> Tensor:
-        """This rank's row indices of ``group`` for ``epoch``."""
-        n = self._sizes[group]
-        if self.shuffle:
-            # Mix seed and epoch so that seed s + 1 is not seed s shifted by one epoch; a second group's
-            # permutation is seeded apart from the first's (the first's is what a single group always drew).
-            gen = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch + group * 7_919_009) % 2**63)
-            perm = torch.randperm(n, generator=gen)
-        else:
-            perm = torch.arange(n)
-        total = self._per_rank * self.world_size
-        if total > n:  # drop_last=False: pad by wrapping around so every rank gets as many
-            perm = perm.repeat(math.ceil(total / n))[:total]
-        device = self.tensors[self.groups[group][0]].device
-        return perm[self.rank * self._per_rank : (self.rank + 1) * self._per_rank].to(device)
-
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        if not self._continue or self._batch >= len(self):
-            self._epoch, self._batch = self._epoch + 1, 0
-        self._continue = False
-        epoch = self._epoch
-        indices = [self._indices(epoch, g) for g in range(len(self.groups))]
+    def _batches(self, epoch: int, indices: list[Tensor]) -> Iterator[dict[str, Tensor]]:
+        indices = [idx.to(self.tensors[g[0]].device) for idx, g in zip(indices, self.groups)]
         while self._epoch == epoch and self._batch < len(self):  # stop if a newer iter() took over
             lo, hi = self._batch * self.batch_size, (self._batch + 1) * self.batch_size
             self._batch += 1
@@ -161,13 +187,6 @@ class TensorBatchLoader:
             for group, idx in zip(self.groups, indices):
                 batch.update(select({k: self.tensors[k] for k in group}, idx[lo:hi]))
             yield batch
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self._epoch, "batch": self._batch}
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        self._epoch, self._batch = int(state_dict["epoch"]), int(state_dict["batch"])
-        self._continue = True
 
 
 class TensorDataset(Dataset):

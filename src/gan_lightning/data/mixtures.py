@@ -1,4 +1,4 @@
-"""2-D Gaussian mixtures: the classic test of mode collapse (scored by ``metrics.mixtures``)."""
+"""2-D Gaussian mixtures: the classic test of mode collapse (``metrics.mixtures`` scores samples against ``modes`` and ``std``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from ..metrics.mixtures import mixture_metrics
 from .base import TensorDataModule
 from .loader import data_device
 
@@ -58,7 +57,3 @@ class GaussianMixtureDataModule(TensorDataModule):
         gen = torch.Generator().manual_seed(self.seed)
         y = torch.randint(len(self.modes), (self.n_samples,), generator=gen)
         self._tensors = {"x": self.modes[y] + self.std * torch.randn(self.n_samples, 2, generator=gen), "y": y}
-
-    def score(self, samples: Tensor) -> dict[str, float]:
-        """:func:`mixture_metrics` against this mixture."""
-        return mixture_metrics(samples, self.modes, self.std)

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
 from .base import GANDataModule
 from .convert import float_op, to_float, to_uint8
 from .datasets import TorchvisionDataModule
-from .folders import list_images, read_image
-from .loader import select, sample_indices, shuffled_loader
+from .items import ItemDataModule, Items, check_bad_files
+from .loader import sample_indices
+from .sources import ImageSource, UnreadableImage
 from .spec import DataSpec
 
 log = logging.getLogger(__name__)
@@ -89,45 +89,72 @@ class FashionSRDataModule(TorchvisionDataModule):
         return {"lr": to_float(downscale(to_uint8(batch["x"]), self.scale)), "hr": batch["x"], "y": batch["y"]}
 
 
-# --- image folders ---------------------------------------------------------------------------------------------
-class _Crops(Dataset):
-    """Random aligned crops of (hr, lr) image pairs as float in [-1, 1]; lr is made by ``downscale`` where no
-    file gives it."""
+# --- image folders (or prepared zips) --------------------------------------------------------------------------
+class _SRCrops(Items):
+    """(hr, lr) crops of a source's images as uint8: random and flipped when training, else the centre crop (on
+    the low-resolution grid, so that a low-resolution file's crop is aligned with the high-resolution one); lr is
+    made by ``downscale`` where no file gives it (``lr_source``: the low-resolution file of each image)."""
 
-    def __init__(self, hr: list[Tensor], lr: list[Tensor] | None, crop: int, scale: int):
-        self.hr, self.lr, self.crop, self.scale = hr, lr, crop, scale
+    def __init__(self, source: ImageSource, indices, channels: int, crop: int, scale: int, train: bool, seed: int,
+                 lr_source: ImageSource | None = None, lr_index: dict[str, int] | None = None) -> None:
+        self.source, self.indices, self.channels = source, list(indices), channels
+        self.crop, self.scale, self.train, self.seed = crop, scale, train, seed
+        self.lr_source, self.lr_index = lr_source, lr_index
 
     def __len__(self) -> int:
-        return len(self.hr)
+        return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        hr, s, c = self.hr[i], self.scale, self.crop
-        # Crop positions on the low-resolution grid, so that an LR file's crop is aligned with the HR crop.
-        top = int(torch.randint(0, hr.shape[-2] // s - c // s + 1, ()))
-        left = int(torch.randint(0, hr.shape[-1] // s - c // s + 1, ()))
+    def name(self, i: int) -> str:
+        return self.source.path_of(self.indices[i])
+
+    def _lr_file(self, i: int, hr: Tensor) -> Tensor:
+        name = self.source.relative(self.indices[i])
+        stem = name.rsplit(".", 1)[0]
+        j = self.lr_index.get(name, self.lr_index.get(stem))
+        if j is None:
+            raise UnreadableImage(self.name(i), f"has no low-resolution file of that name in {self.lr_source.where()}")
+        lr = self.lr_source.read(j, self.channels)
+        want = (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale)
+        if tuple(lr.shape[-2:]) != want:
+            raise UnreadableImage(self.lr_source.path_of(j), f"is {lr.shape[-1]}x{lr.shape[-2]}, but its "
+                                  f"high-resolution file / data.scale={self.scale} is {want[1]}x{want[0]}")
+        return lr
+
+    def item(self, i: int, gen: torch.Generator) -> dict[str, Tensor]:
+        hr, s, c = self.source.read(self.indices[i], self.channels), self.scale, self.crop
+        if min(hr.shape[-2:]) < c:
+            raise UnreadableImage(self.name(i), f"is {hr.shape[-1]}x{hr.shape[-2]}, smaller than data.crop={c}: lower "
+                                  "data.crop or remove the small images")
+        rows, cols = hr.shape[-2] // s - c // s, hr.shape[-1] // s - c // s
+        if self.train:
+            top, left = int(torch.randint(0, rows + 1, (), generator=gen)), int(torch.randint(0, cols + 1, (), generator=gen))
+        else:
+            top, left = rows // 2, cols // 2
         hr_crop = hr[:, top * s : top * s + c, left * s : left * s + c]
-        if self.lr is not None:
-            lr_crop = self.lr[i][:, top : top + c // s, left : left + c // s]
+        if self.lr_source is not None:
+            lr_crop = self._lr_file(i, hr)[:, top : top + c // s, left : left + c // s]
         else:
             lr_crop = downscale(hr_crop[None], s)[0]
-        if torch.rand(()) < 0.5:
+        if self.train and torch.rand((), generator=gen) < 0.5:
             hr_crop, lr_crop = hr_crop.flip(-1), lr_crop.flip(-1)
-        return {"lr": to_float(lr_crop.contiguous()), "hr": to_float(hr_crop.contiguous())}
+        return {"lr": lr_crop.contiguous(), "hr": hr_crop.contiguous()}
 
 
-class ImageFolderSRDataModule(GANDataModule):
-    """Super-resolution from a folder of high-resolution images (``data=sr_folder data.path=DIR``).
+class ImageFolderSRDataModule(ItemDataModule):
+    """Super-resolution from a folder (or a prepared zip) of high-resolution images (``data=sr_folder
+    data.path=DIR``).
 
     Each training example is a random ``crop`` x ``crop`` crop of one image (flipped at random), its input the
     antialiased bicubic ``scale``-times reduction made on the fly; with ``lr_path``, the input is the crop of
     the low-resolution file of the same name instead (its size must be the high-resolution size / ``scale``).
-    Held-out pairs (metrics, grids, ``generate.py``): the centre crops of ``val_path``'s images, or of the last
-    ``val_fraction`` of the files (at least one) when there is no ``val_path``.
+    Images are read one at a time in the loader's workers. Held-out pairs (metrics, grids, ``generate.py``): the
+    centre crops of ``val_path``'s images, or of the last ``val_fraction`` of the files (at least one) when there is
+    no ``val_path``.
     """
 
     def __init__(self, path: str, scale: int = 4, crop: int = 96, channels: int = 3, lr_path: str | None = None,
                  val_path: str | None = None, val_fraction: float = 0.1, batch_size: int = 16,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, bad_files: str = "error", seed: int = 0) -> None:
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 or 3, got {channels}: fix data.channels")
         check_scale(scale)
@@ -137,81 +164,45 @@ class ImageFolderSRDataModule(GANDataModule):
         if not 0 <= val_fraction < 1:
             raise UserError(f"data.val_fraction={val_fraction} must be in [0, 1)")
         super().__init__(batch_size, seed)
-        self.path, self.lr_path, self.val_path = (os.path.expanduser(p) if p else None
+        self.path, self.lr_path, self.val_path = (os.path.expanduser(str(p)) if p else None
                                                   for p in (path, lr_path, val_path))
         self.scale, self.crop, self.channels = int(scale), int(crop), channels
         self.val_fraction, self.num_workers = val_fraction, num_workers
+        self.bad_files = check_bad_files(bad_files)
         self.shape = (channels, crop, crop)
 
     @property
     def spec(self) -> DataSpec:
         return sr_spec(self.channels, self.crop, self.scale)
 
-    def _read(self, files: list[Path]) -> list[Tensor]:
-        images = [read_image(f, self.channels) for f in files]
-        small = [(f, tuple(im.shape[-2:])) for f, im in zip(files, images) if min(im.shape[-2:]) < self.crop]
-        if small:
-            f, size = small[0]
-            raise UserError(f"image {f} is {size[1]}x{size[0]}, smaller than data.crop={self.crop} "
-                            f"({len(small)} such file(s)): lower data.crop or remove the small images")
-        return images
-
-    def _lr_pairs(self, files: list[Path], images: list[Tensor]) -> list[Tensor]:
-        """The low-resolution files matching ``files`` by name under ``lr_path``, checked for size."""
-        root, hr_root = Path(self.lr_path), Path(self.path)
-        out = []
-        for f, hr in zip(files, images):
-            candidates = [root / f.relative_to(hr_root)] + sorted((root / f.relative_to(hr_root).parent).glob(
-                f"{f.stem}.*"))
-            match = next((c for c in candidates if c.is_file()), None)
-            if match is None:
-                raise UserError(f"no low-resolution file for {f} in {root} (matched by name): add it or drop "
-                                "data.lr_path to make the inputs by bicubic downsampling")
-            lr = read_image(match, self.channels)
-            want = (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale)
-            if tuple(lr.shape[-2:]) != want:
-                raise UserError(f"{match} is {lr.shape[-1]}x{lr.shape[-2]}, but {f} / data.scale={self.scale} "
-                                f"is {want[1]}x{want[0]}: fix the files or data.scale")
-            out.append(lr)
-        return out
-
     def _setup(self) -> None:
-        files = list_images(Path(self.path), "data.path", "data.path=DIR")
+        files = ImageSource(self.path, what="data.path").require("set data.path to a folder of images or a zip")
         if self.val_path:
-            val_files = list_images(Path(self.val_path), "data.val_path", "data.val_path=DIR")
+            val = ImageSource(self.val_path, what="data.val_path").require("set data.val_path to a folder of images")
+            keep, held = range(len(files)), range(len(val))
         else:
-            n_val = max(1, round(len(files) * self.val_fraction)) if len(files) > 1 else 0
-            files, val_files = files[: len(files) - n_val], files[len(files) - n_val :] or files
-        images = self._read(files)
-        lr = self._lr_pairs(files, images) if self.lr_path else None
-        self._train = _Crops(images, lr, self.crop, self.scale)
-        val = self._read(val_files)
-        c, s = self.crop, self.scale
-        centre = []
-        for im in val:
-            top = (im.shape[-2] // s - c // s) // 2 * s
-            left = (im.shape[-1] // s - c // s) // 2 * s
-            centre.append(im[:, top : top + c, left : left + c])
-        hr = torch.stack(centre)
-        self._held_out = {"lr": downscale(hr, s), "hr": hr}
+            n = len(files)
+            n_val = max(1, round(n * self.val_fraction)) if n > 1 else 0
+            val, keep, held = files, range(n - n_val), (range(n - n_val, n) if n_val else range(n))
+        lr = {}
+        if self.lr_path:
+            lr_source = ImageSource(self.lr_path, what="data.lr_path").require("set data.lr_path to a folder")
+            index = {}
+            for j, name in enumerate(lr_source.names):
+                index.setdefault(name, j)
+                index.setdefault(name.rsplit(".", 1)[0], j)
+            lr = {"lr_source": lr_source, "lr_index": index}
+        options = {"channels": self.channels, "crop": self.crop, "scale": self.scale, "seed": self.seed}
+        self._items = _SRCrops(files, keep, train=True, **options, **lr)
+        self._held = _SRCrops(val, held, train=False, **options)
         log.info("super-resolution folder %s: %d training images, %d held out, x%d, crops %d", self.path,
-                 len(images), len(val), s, c)
-
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return shuffled_loader(self._train, self.batch_size, self.num_workers, self.seed,
-                               self._dist()["world_size"])
-
-    def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:
-        self.setup()
-        gen_state = torch.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            rows = [self._train[int(i)] for i in sample_indices(len(self._train), n, seed)]
-        finally:
-            torch.set_rng_state(gen_state)
-        return {k: torch.stack([r[k] for r in rows]) for k in ("lr", "hr")}
+                 len(keep), len(held), self.scale, self.crop)
 
     def fixed_batch(self, n: int, split: str = "test", seed: int = 0) -> dict[str, Tensor]:
+        """``n`` held-out pairs (centre crops, inputs by bicubic downsampling), chosen by ``seed``."""
         self.setup()
-        return select(self._held_out, sample_indices(len(self._held_out["hr"]), n, seed))
+        return self.read_items(self._held, sample_indices(len(self._held), n, seed))
+
+    def split_size(self, split: str = "test") -> int | None:
+        self.setup()
+        return len(self._held)

@@ -31,14 +31,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+
 
 from ..errors import UserError
 from .base import GANDataModule
 from .convert import luminance, resize, to_float, to_uint8
 from .datasets import TorchvisionDataModule
-from .folders import list_images, read_image
-from .loader import TensorBatchLoader, TensorDataset, sample_indices, select, shuffled_loader
+from .items import ItemDataModule, ItemLoader, Items, TensorItems, check_bad_files
+from .loader import TensorBatchLoader, sample_indices, select
+from .sources import ImageSource, UnreadableImage
 from .spec import DataSpec
 
 log = logging.getLogger(__name__)
@@ -281,13 +282,13 @@ class FashionDomainsDataModule(TorchvisionDataModule):
         log.info("%s domains: A = %s (%d training images), B = %s (%d training images)", self.known.title,
                  self.domain_names[0], sizes[0], self.domain_names[1], sizes[1])
 
-    def train_dataloader(self) -> TensorBatchLoader | DataLoader:
+    def train_dataloader(self) -> TensorBatchLoader | ItemLoader:
         if self.in_memory:
             return super().train_dataloader()
         self.setup()
-        a, b = ({k: v for k, v in self._tensors.items() if k in group} for group in self._groups)
-        dataset = _Unpaired(TensorDataset(a), TensorDataset(b))
-        return shuffled_loader(dataset, self.batch_size, self.num_workers, self.seed, self._dist()["world_size"])
+        a, b = (TensorItems({k: v for k, v in self._tensors.items() if k in group}) for group in self._groups)
+        return ItemLoader(_Unpaired(a, b, seed=self.seed), self.batch_size, self.num_workers, self.seed,
+                          **self._dist())
 
     def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:
         """``n`` random training images of each domain (with replacement only for a domain with fewer)."""
@@ -314,55 +315,31 @@ def _per_domain(tensors: Mapping[str, Tensor], n: int, seed: int) -> dict[str, T
     return out
 
 
-# --- image folders -----------------------------------------------------------------------------------------------
-class _RandomCrops(Dataset):
-    """Random ``crop`` x ``crop`` crops (flipped left-right half the time with ``flip``) of uint8 images held in
-    memory (key -> N x C x H x W), as float in [-1, 1]: the SAME crop and flip for every key of a row, so the
-    halves of an aligned pair stay aligned."""
-
-    def __init__(self, tensors: Mapping[str, Tensor], crop: int, flip: bool) -> None:
-        self.tensors, self.crop, self.flip = dict(tensors), crop, flip
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        c = self.crop
-        h, w = next(iter(self.tensors.values())).shape[-2:]
-        top, left = int(torch.randint(0, h - c + 1, ())), int(torch.randint(0, w - c + 1, ()))
-        flip = self.flip and bool(torch.rand(()) < 0.5)
-        out = {}
-        for key, t in self.tensors.items():
-            x = t[i, :, top : top + c, left : left + c]
-            out[key] = to_float((x.flip(-1) if flip else x).contiguous())
-        return out
+# --- image folders (or prepared zips) ----------------------------------------------------------------------------
+def _crop_box(h: int, w: int, crop: int, gen: torch.Generator | None) -> tuple[int, int]:
+    """(top, left) of a ``crop`` window in an h x w image: random with ``gen``, else the centre."""
+    if gen is None:
+        return (h - crop) // 2, (w - crop) // 2
+    return int(torch.randint(0, h - crop + 1, (), generator=gen)), int(torch.randint(0, w - crop + 1, (), generator=gen))
 
 
-class _Unpaired(Dataset):
-    """Two collections shuffled apart (CycleGAN's unaligned dataset): item i is item ``i % len(a)`` of ``a`` and a
-    random item of ``b`` (torch's global generator: reproducible for a seed), ``max(len(a), len(b))`` items."""
-
-    def __init__(self, a: Dataset, b: Dataset) -> None:
-        self.a, self.b = a, b
-
-    def __len__(self) -> int:
-        return max(len(self.a), len(self.b))
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {**self.a[i % len(self.a)], **self.b[int(torch.randint(len(self.b), ()))]}
+def _crop_and_flip(images: list[Tensor], crop: int, flip: bool, gen: torch.Generator | None) -> list[Tensor]:
+    """The SAME crop (random with ``gen``, else the centre) and flip of every image of a row (the halves of an
+    aligned pair stay aligned)."""
+    top, left = _crop_box(*images[0].shape[-2:], crop, gen)
+    flipped = flip and gen is not None and bool(torch.rand((), generator=gen) < 0.5)
+    out = []
+    for x in images:
+        x = x[..., top : top + crop, left : left + crop]
+        out.append((x.flip(-1) if flipped else x).contiguous())
+    return out
 
 
-def _hold_out(files: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files): the last ``fraction`` of ``files`` (at least one) held out; a single
+def _hold_out(n: int, fraction: float) -> tuple[range, range]:
+    """(training indices, held-out indices) of ``n`` files: the last ``fraction`` (at least one) held out; a single
     file is both."""
-    n_val = max(1, round(len(files) * fraction)) if len(files) > 1 else 0
-    return files[: len(files) - n_val], files[len(files) - n_val :] or files
-
-
-def _centre(x: Tensor, crop: int) -> Tensor:
-    """The centre ``crop`` x ``crop`` of N x C x H x W images."""
-    top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
-    return x[..., top : top + crop, left : left + crop].contiguous()
+    n_val = max(1, round(n * fraction)) if n > 1 else 0
+    return range(n - n_val), (range(n - n_val, n) if n_val else range(n))
 
 
 def _check_sizes(load_size: int, crop: int, flip: bool, val_fraction: float) -> None:
@@ -379,79 +356,135 @@ def _check_sizes(load_size: int, crop: int, flip: bool, val_fraction: float) -> 
         raise UserError(f"data.val_fraction={val_fraction} must be in [0, 1)")
 
 
-class _FolderTranslation(GANDataModule):
-    """What the two folder modules share: sizes, crops, the loader, held-out centre crops."""
+class _Resized(Items):
+    """Images of a source (a subset of its indices), each resized to ``load_size`` x ``load_size`` and cropped
+    to ``crop`` (randomly and flipped when training, else the centre): subclasses split the image into keys."""
 
-    _train: Dataset
-    _held_out: dict[str, Tensor]  # uint8 centre crops, "a" and "b" (not necessarily as many)
-    _train_full: dict[str, Tensor]  # uint8 resized training images, "a" and "b"
+    def __init__(self, source: ImageSource, indices: Sequence[int], channels: int, load_size: int, crop: int,
+                 flip: bool, train: bool, seed: int) -> None:
+        self.source, self.indices, self.channels = source, list(indices), channels
+        self.load_size, self.crop, self.flip, self.train, self.seed = load_size, crop, flip, train, seed
 
-    def __init__(self, path: str, load_size: int, crop: int, flip: bool, val_fraction: float, batch_size: int,
-                 num_workers: int, seed: int) -> None:
-        _check_sizes(load_size, crop, flip, val_fraction)
-        super().__init__(batch_size, seed)
-        self.path = os.path.expanduser(path)
-        self.load_size, self.crop, self.flip = load_size, crop, flip
-        self.val_fraction, self.num_workers = val_fraction, num_workers
+    def __len__(self) -> int:
+        return len(self.indices)
 
-    def _read(self, path: Path, channels: int) -> Tensor:
-        return self._resize(read_image(path, channels))
+    def name(self, i: int) -> str:
+        return self.source.path_of(self.indices[i])
 
     def _resize(self, image: Tensor) -> Tensor:
         """A C x H x W uint8 image resized (antialiased) to load_size x load_size, as Pix2Pix and CycleGAN do."""
         size = self.load_size
         return image if image.shape[-2:] == (size, size) else resize(image[None], size)[0]
 
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return shuffled_loader(self._train, self.batch_size, self.num_workers, self.seed,
-                               self._dist()["world_size"])
+    def _read(self, i: int) -> Tensor:
+        return self.source.read(self.indices[i], self.channels)
 
-    def _sample(self, dataset: Dataset, n: int, seed: int) -> list[dict[str, Tensor]]:
-        """``n`` items of ``dataset`` chosen by ``seed``, their random crops drawn from ``seed`` too."""
-        state = torch.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            return [dataset[int(i)] for i in sample_indices(len(dataset), n, seed)]
-        finally:
-            torch.set_rng_state(state)
 
-    def _collection(self, split: str) -> dict[str, Tensor]:
-        """uint8 centre crops: of the training images for ``split="train"``, else the held-out ones."""
+class _AlignedPairs(_Resized):
+    """A|B pair files: both halves resized, then the same crop and flip; keys ``a``, ``b`` in ``direction``."""
+
+    def __init__(self, *args, direction: str = "AtoB", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.direction = direction
+
+    def item(self, i: int, gen: torch.Generator) -> dict[str, Tensor]:
+        image = self._read(i)
+        h, w = image.shape[-2:]
+        if w != 2 * h:
+            raise UnreadableImage(self.name(i), f"is {w}x{h}: an aligned pair must be twice as wide as high (A|B side "
+                                                "by side)")
+        left, right = self._resize(image[..., : w // 2]), self._resize(image[..., w // 2 :])
+        a, b = _crop_and_flip([left, right] if self.direction == "AtoB" else [right, left], self.crop, self.flip,
+                              gen if self.train else None)
+        return {"a": a, "b": b}
+
+
+class _DomainImages(_Resized):
+    """The images of one domain under ``key``, each resized, cropped and flipped on its own."""
+
+    def __init__(self, *args, key: str = "a", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.key = key
+
+    def item(self, i: int, gen: torch.Generator) -> dict[str, Tensor]:
+        (x,) = _crop_and_flip([self._resize(self._read(i))], self.crop, self.flip, gen if self.train else None)
+        return {self.key: x}
+
+
+class _Unpaired(Items):
+    """Two collections shuffled apart (CycleGAN's unaligned dataset): example i is example ``i % len(a)`` of ``a``
+    and a random example of ``b`` (drawn from the example's own stream), ``max(len(a), len(b))`` examples."""
+
+    def __init__(self, a: Items, b: Items, seed: int = 0) -> None:
+        self.a, self.b, self.seed = a, b, seed
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def name(self, i: int) -> str:
+        return self.a.name(i % len(self.a))
+
+    def item(self, i: int, gen: torch.Generator) -> dict[str, Tensor]:
+        j = int(torch.randint(len(self.b), (), generator=gen))
+        return {**self.a.item(i % len(self.a), gen), **self.b.item(j, gen)}
+
+
+class _FolderTranslation(ItemDataModule):
+    """What the two folder modules share: sizes, crops, the loader, held-out centre crops read when asked for."""
+
+    _held: dict[str, Items]  # split -> centre crops of its examples ("test": held out, "train": the training ones)
+
+    def __init__(self, path: str, load_size: int, crop: int, flip: bool, val_fraction: float, batch_size: int,
+                 num_workers: int, bad_files: str, seed: int) -> None:
+        _check_sizes(load_size, crop, flip, val_fraction)
+        super().__init__(batch_size, seed)
+        self.path = os.path.expanduser(str(path))
+        self.load_size, self.crop, self.flip = load_size, crop, flip
+        self.val_fraction, self.num_workers = val_fraction, num_workers
+        self.bad_files = check_bad_files(bad_files)
+
+    def _options(self, channels: int, train: bool) -> dict:
+        return {"channels": channels, "load_size": self.load_size, "crop": self.crop, "flip": self.flip,
+                "train": train, "seed": self.seed}
+
+    def _held_items(self, split: str) -> list[Items]:
+        """The centre-crop collections of ``split`` ("train": of the training files, else the held-out ones)."""
         self.setup()
-        if split == "train":
-            return {k: _centre(v, self.crop) for k, v in self._train_full.items()}
-        return self._held_out
+        return self._held["train" if split == "train" else "test"]
 
     def fixed_batch(self, n: int, split: str = "test", seed: int = 0) -> dict[str, Tensor]:
-        """``n`` held-out examples (centre crops; ``split="train"``: of the training images), chosen by ``seed``."""
-        return _per_domain(self._collection(split), n, seed)
+        """``n`` held-out examples (centre crops; ``split="train"``: of the training images), chosen by ``seed``;
+        for unpaired data, ``n`` of each domain chosen apart."""
+        out: dict[str, Tensor] = {}
+        for offset, items in enumerate(self._held_items(split)):
+            out.update(self.read_items(items, sample_indices(len(items), n, seed + offset)))
+        return out
 
     def split_size(self, split: str = "test") -> int | None:
         """The smaller number of distinct images of ``split`` among ``a`` and ``b``."""
-        return min(len(v) for v in self._collection(split).values())
+        return min(len(items) for items in self._held_items(split))
 
 
 class AlignedFolderDataModule(_FolderTranslation):
-    """Paired translation from a folder of aligned pairs (``data=aligned_folder data.path=DIR``), the Pix2Pix
-    datasets' format: each file holds A (left half) and B (right half) side by side.
+    """Paired translation from aligned pairs (``data=aligned_folder data.path=DIR``), the Pix2Pix datasets' format:
+    each file holds A (left half) and B (right half) side by side. ``DIR`` is a folder or a zip made by
+    ``prepare_data.py layout=aligned``.
 
-    Training pairs: the files of ``DIR/train`` (or of ``DIR`` itself when it has no ``train/``), every half read
-    once, resized to ``load_size`` x ``load_size`` and held in memory (uint8: 0.5 MB a pair at 286 px, so 25 GB
-    for edges2shoes' 50,000: lower ``load_size`` there); each example is a random ``crop``
-    of both halves at the same place, both flipped or neither (``flip``). ``direction=BtoA`` makes the right half
-    the input ``a``. Held-out pairs: the centre crops of ``DIR/<val_split>`` (or ``DIR/val``), or of the last
-    ``val_fraction`` of the training files when neither exists.
+    Training pairs: the files of ``DIR/train`` (or of ``DIR`` itself when it has no ``train/``), read one at a time
+    in the loader's workers (memory does not grow with the data), both halves resized to ``load_size`` and given the
+    same random ``crop`` and flip (``flip``). ``direction=BtoA`` makes the right half the input ``a``. Held-out
+    pairs: the centre crops of ``DIR/<val_split>`` (or ``DIR/val``), or of the last ``val_fraction`` of the
+    training files when neither exists.
     """
 
     def __init__(self, path: str, direction: str = "AtoB", load_size: int = 286, crop: int = 256, flip: bool = True,
                  channels: int = 3, val_split: str | None = "test", val_fraction: float = 0.1, batch_size: int = 4,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, bad_files: str = "error", seed: int = 0) -> None:
         if direction not in DIRECTIONS:
             raise UserError(f"data.direction={direction} must be AtoB or BtoA")
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 or 3, got {channels}: fix data.channels")
-        super().__init__(path, load_size, crop, flip, val_fraction, batch_size, num_workers, seed)
+        super().__init__(path, load_size, crop, flip, val_fraction, batch_size, num_workers, bad_files, seed)
         self.direction, self.channels, self.val_split = direction, channels, val_split
         self.shape = (channels, crop, crop)
 
@@ -459,90 +492,56 @@ class AlignedFolderDataModule(_FolderTranslation):
     def spec(self) -> DataSpec:
         return DataSpec({"a": self.shape, "b": self.shape}, target="b", source="a")
 
-    def _files(self) -> tuple[list[Path], list[Path]]:
-        """(training files, held-out files)."""
-        root = Path(self.path)
-        train_dir = root / "train" if (root / "train").is_dir() else root
-        val_dir = next((root / s for s in dict.fromkeys([self.val_split, "val"]) if s and (root / s).is_dir()
-                        and (root / s).resolve() != train_dir.resolve()), None)
-        files = list_images(train_dir, "aligned pair folder", "data.path=DIR")
-        if val_dir is None:
-            return _hold_out(files, self.val_fraction)
-        files = [f for f in files if val_dir not in f.parents]  # training from DIR itself: not the held-out ones
-        if not files:
-            raise UserError(f"no training pairs in {train_dir} outside {val_dir}: put them in {root / 'train'}")
-        return files, list_images(val_dir, "held-out pair folder", "data.path=DIR")
-
-    def _read_pairs(self, files: list[Path]) -> dict[str, Tensor]:
-        """Every file's halves, resized: uint8 ``{"a", "b"}`` in this module's direction."""
-        left, right = [], []
-        for f in files:
-            image = read_image(f, self.channels)
-            h, w = image.shape[-2:]
-            if w != 2 * h:
-                raise UserError(f"image {f} is {w}x{h}: an aligned pair must be twice as wide as high "
-                                "(A|B side by side)")
-            left.append(self._resize(image[..., : w // 2]))
-            right.append(self._resize(image[..., w // 2 :]))
-        a, b = torch.stack(left), torch.stack(right)
-        return {"a": a, "b": b} if self.direction == "AtoB" else {"a": b, "b": a}
+    def _sources(self) -> tuple[ImageSource, range, ImageSource, range]:
+        """(training source, its indices, held-out source, its indices)."""
+        root = ImageSource(self.path, what="data.path")
+        train = root.sub("train") if root.has("train") else root
+        val_name = next((s for s in dict.fromkeys([self.val_split, "val"]) if s and s != "train" and root.has(s)),
+                        None)
+        if val_name is None:
+            train.require("data.path must hold the pair files, or train/ (and test/): the pix2pix layout")
+            keep, held = _hold_out(len(train), self.val_fraction)
+            return train, keep, train, held
+        val = root.sub(val_name)
+        if train is root:  # training from DIR itself: not the held-out ones
+            train.names = [n for n in train.names if not n.startswith(f"{val.prefix}/")]
+        train.require(f"no training pairs outside {val.where()}: put them in {root.where('train')}")
+        return train, range(len(train)), val, range(len(val))
 
     def _setup(self) -> None:
-        files, val_files = self._files()
-        self._train_full = self._read_pairs(files)
-        self._train = _RandomCrops(self._train_full, self.crop, self.flip)
-        self._held_out = {k: _centre(v, self.crop) for k, v in self._read_pairs(val_files).items()}
+        train, keep, val, held = self._sources()
+        pairs = functools.partial(_AlignedPairs, direction=self.direction)
+        self._items = pairs(train, keep, **self._options(self.channels, train=True))
+        self._held = {"test": [pairs(val, held, **self._options(self.channels, train=False))],
+                      "train": [pairs(train, keep, **self._options(self.channels, train=False))]}
         log.info("aligned pairs %s (%s): %d training pairs, %d held out, resized to %d, crops %d", self.path,
-                 self.direction, len(files), len(val_files), self.load_size, self.crop)
-
-    def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:
-        """``n`` random training pairs, chosen (and cropped) by ``seed``."""
-        self.setup()
-        rows = self._sample(self._train, n, seed)
-        return {k: torch.stack([r[k] for r in rows]) for k in ("a", "b")}
-
-    def fixed_batch(self, n: int, split: str = "test", seed: int = 0) -> dict[str, Tensor]:
-        """``n`` held-out pairs (centre crops; ``split="train"``: of the training pairs), chosen by ``seed``."""
-        pairs = self._collection(split)
-        return select(pairs, sample_indices(len(pairs["a"]), n, seed))
-
-
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-
-
-def _images_or_none(folder: Path) -> list[Path] | None:
-    """The image files in ``folder``; ``None`` when it does not exist or holds none (an optional folder)."""
-    if not folder.is_dir():
-        return None
-    try:
-        return list_images(folder, "folder", "data.path=DIR")
-    except UserError:  # no images: as if it were not there
-        return None
+                 self.direction, len(keep), len(held), self.load_size, self.crop)
 
 
 class UnalignedFolderDataModule(_FolderTranslation):
     """Unpaired translation from two folders of images (``data=unaligned_folder data.path=DIR``), CycleGAN's
     format: ``DIR/trainA`` and ``DIR/trainB``, held out ``DIR/testA`` and ``DIR/testB`` (or, where a test folder is
-    missing, the last ``val_fraction`` of that domain's training files).
+    missing, the last ``val_fraction`` of that domain's training files). ``DIR`` is a folder or a zip made by
+    ``prepare_data.py layout=unaligned``.
 
-    Every image is read once, resized to ``load_size`` x ``load_size`` and held in memory (uint8); an epoch goes
+    Images are read one at a time in the loader's workers, resized to ``load_size`` x ``load_size``; an epoch goes
     through the larger domain once, each image of A with a random image of B, each given its own random ``crop``
-    and flip. ``channels=null`` takes them from the files (1 if all are greyscale, else 3), read from the file
-    headers when the spec is first asked for.
+    and flip. ``channels=null`` takes them from the files (1 if the first files of both domains are greyscale,
+    else 3), read from their headers when the spec is first asked for.
     """
 
     def __init__(self, path: str, load_size: int = 286, crop: int = 256, flip: bool = True,
                  channels: int | None = None, val_fraction: float = 0.1, batch_size: int = 4, num_workers: int = 0,
-                 seed: int = 0) -> None:
+                 bad_files: str = "error", seed: int = 0) -> None:
         if channels not in (None, 1, 3):
             raise UserError(f"channels must be 1, 3 or null, got {channels}: fix data.channels")
-        super().__init__(path, load_size, crop, flip, val_fraction, batch_size, num_workers, seed)
+        super().__init__(path, load_size, crop, flip, val_fraction, batch_size, num_workers, bad_files, seed)
         self._channels = channels
-        self._listing: dict[str, list[Path]] = {}
+        self._root: ImageSource | None = None
 
     @property
     def channels(self) -> int:
-        """The channels of both domains: data.channels, or found from the training files."""
+        """The channels of both domains: data.channels, or found from the training files' headers."""
         if self._channels is None:
             self._channels = self._detect_channels()
         return self._channels
@@ -555,66 +554,55 @@ class UnalignedFolderDataModule(_FolderTranslation):
     def spec(self) -> DataSpec:
         return DataSpec({"a": self.shape, "b": self.shape}, target="b", source="a", paired=False)
 
-    def _train_files(self, domain: str) -> list[Path]:
-        """The image files of ``DIR/train<domain>``; a ``UserError`` naming the folder when it is missing or empty."""
-        if domain not in self._listing:
-            folder = Path(self.path) / f"train{domain}"
+    def _train_source(self, domain: str) -> ImageSource:
+        """The images of ``DIR/train<domain>``; a ``UserError`` naming the folder when it is missing or empty."""
+        if self._root is None:
+            self._root = ImageSource(self.path, what="data.path")
+        folder = self._root.sub(f"train{domain}")
+        if not folder.names:
             layout = "data.path must hold trainA/ and trainB/ (and optionally testA/, testB/): CycleGAN's layout"
-            if not folder.is_dir():
-                raise UserError(f"{folder} does not exist: {layout}")
-            try:
-                self._listing[domain] = list_images(folder, "domain folder", "data.path=DIR")
-            except UserError:
-                raise UserError(f"no images in {folder}: {layout}") from None
-        return self._listing[domain]
+            exists = (Path(self.path) / f"train{domain}").is_dir() if not self._root.is_zip else False
+            raise UserError(f"no images in {folder.where()}: {layout}" if exists else
+                            f"{folder.where()} does not exist: {layout}")
+        return folder
 
     def _detect_channels(self) -> int:
-        """1 when every training file of both domains is greyscale, 3 when neither domain's are; a ``UserError``
-        when one domain is greyscale and the other not (converting one silently would hide a wrong folder)."""
-        grey = {}
-        for domain in "AB":
-            modes = set()
-            for f in self._train_files(domain):
-                try:
-                    with Image.open(f) as image:
-                        modes.add(image.mode)
-                except Exception:  # an unreadable file: read_image names it when the data is read
-                    continue
-            grey[domain] = bool(modes) and modes <= set(_GREY_MODES)
+        """1 when both domains' first files are greyscale, 3 when neither's are; a ``UserError`` when one domain
+        is greyscale and the other not (converting one silently would hide a wrong folder)."""
+        grey = {d: self._train_source(d).channels() == 1 for d in "AB"}
         if grey["A"] != grey["B"]:
             kind = {True: "grayscale", False: "RGB"}
             raise UserError(f"domain A images are {kind[grey['A']]} and domain B's are {kind[grey['B']]}: set "
                             "data.channels=1 or data.channels=3 to convert both")
         return 1 if grey["A"] else 3
 
-    def _domain(self, domain: str) -> tuple[Tensor, Tensor, str]:
-        """(training images, held-out images, where the held-out ones come from) of ``domain``, resized."""
-        files = self._train_files(domain)
-        test = Path(self.path) / f"test{domain}"
-        test_files, where = _images_or_none(test), str(test)
-        if test_files is None:
-            files, test_files = _hold_out(files, self.val_fraction)
-            where = f"the last {len(test_files)} of train{domain}"
-        channels = self.channels
-        train = torch.stack([self._read(f, channels) for f in files])
-        held = torch.stack([self._read(f, channels) for f in test_files])
-        return train, held, where
+    def _domain(self, domain: str) -> tuple[ImageSource, range, ImageSource, range, str]:
+        """(training source, indices, held-out source, indices, where the held-out images come from)."""
+        train = self._train_source(domain)
+        test = self._root.sub(f"test{domain}")
+        if test.names:
+            return train, range(len(train)), test, range(len(test)), test.where()
+        keep, held = _hold_out(len(train), self.val_fraction)
+        return train, keep, train, held, f"the last {len(held)} of train{domain}"
 
     def _setup(self) -> None:
-        (train_a, held_a, from_a), (train_b, held_b, from_b) = self._domain("A"), self._domain("B")
-        self._train_full = {"a": train_a, "b": train_b}
-        self._train = _Unpaired(_RandomCrops({"a": train_a}, self.crop, self.flip),
-                                _RandomCrops({"b": train_b}, self.crop, self.flip))
-        self._held_out = {"a": _centre(held_a, self.crop), "b": _centre(held_b, self.crop)}
+        channels, parts, where = self.channels, {}, {}
+        for domain, key in (("A", "a"), ("B", "b")):
+            train, keep, test, held, where[key] = self._domain(domain)
+            items = functools.partial(_DomainImages, key=key)
+            parts[key] = (items(train, keep, **self._options(channels, train=True)),
+                          items(test, held, **self._options(channels, train=False)),
+                          items(train, keep, **self._options(channels, train=False)))
+        self._items = _Unpaired(parts["a"][0], parts["b"][0], seed=self.seed)
+        self._held = {"test": [parts["a"][1], parts["b"][1]], "train": [parts["a"][2], parts["b"][2]]}
         log.info("unaligned domains %s: A %d training images, %d held out (%s); B %d training, %d held out (%s); "
-                 "%d channel(s), resized to %d, crops %d", self.path, len(train_a), len(held_a), from_a, len(train_b),
-                 len(held_b), from_b, self.channels, self.load_size, self.crop)
+                 "%d channel(s), resized to %d, crops %d", self.path, len(parts["a"][0]), len(parts["a"][1]),
+                 where["a"], len(parts["b"][0]), len(parts["b"][1]), where["b"], channels, self.load_size, self.crop)
 
     def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:
         """``n`` random training crops of each domain, chosen (and cropped) by ``seed``."""
         self.setup()
-        out = {}
-        for offset, dataset in enumerate((self._train.a, self._train.b)):
-            rows = self._sample(dataset, n, seed + offset)
-            out.update({k: torch.stack([r[k] for r in rows]) for k in rows[0]})
+        out: dict[str, Tensor] = {}
+        for offset, items in enumerate((self._items.a, self._items.b)):
+            out.update(self.read_items(items, sample_indices(len(items), n, seed + offset), epoch=-1 - seed))
         return out

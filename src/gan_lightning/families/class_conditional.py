@@ -35,8 +35,8 @@ def require_labels(model: str, num_classes: int | None) -> int:
     if num_classes is None or num_classes < 1:
         raise ValueError(
             f"{model} is class-conditional but this data has no labels: train it on labelled data "
-            "(data=fashion_mnist, mnist, cifar10 or gaussian_mixture), or use an unconditional model "
-            "(model=dcgan, fcgan or infogan) for these images"
+            "(data=fashion_mnist, mnist, cifar10 or gaussian_mixture; a folder with data.labels=subfolders or a "
+            "dataset.json), or use an unconditional model (model=dcgan, fcgan or infogan) for these images"
         )
     return int(num_classes)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 
@@ -11,6 +14,7 @@ from torch import Tensor
 from ..data.convert import to_uint8
 from ..errors import UserError
 from .core import Evaluator, implementation, settings
+from .mixtures import mixture_metrics
 from .options import SPLITS, MetricOptions
 from .reference import reference_for, select
 from .spaces import resolve_spaces
@@ -65,8 +69,8 @@ def build_evaluator(datamodule, options: MetricOptions | None = None,
     inception_weights, domain_weights, kid_subsets = o.inception_weights, o.domain_weights, o.kid_subsets
     protocol: dict = {"implementation": implementation()}
     if is_points(datamodule):
-        if not hasattr(datamodule, "score"):
-            warn(f"metrics: {type(datamodule).__name__} has 2-D data but no score(): no metrics")
+        if not hasattr(datamodule, "modes"):
+            warn(f"metrics: {type(datamodule).__name__} has 2-D data but no modes: no metrics")
             return Evaluator(), protocol
         protocol["score"] = {
             "data": dataset_name(datamodule) + (f" ({datamodule.kind}, std {datamodule.std})"
@@ -75,16 +79,21 @@ def build_evaluator(datamodule, options: MetricOptions | None = None,
                       "is covered by >= max(1, round(0.2 N / modes)) high-quality samples; mode_kl = KL(high-"
                       "quality mode histogram || uniform)",
         }
-        return Evaluator(score_fn=datamodule.score), protocol
+        score = functools.partial(mixture_metrics, modes=datamodule.modes, std=datamodule.std)
+        return Evaluator(score_fn=score), protocol
 
     name = dataset_name(datamodule)
     spaces = resolve_spaces(features, getattr(datamodule, "name", None), tuple(datamodule.spec.shape),
                             datamodule.num_classes, inception_weights, domain_weights, warn=warn)
     if not spaces:
         return Evaluator(), protocol
-    images, how = reference_images(datamodule, reference_split, n_reference)
-    references = [reference_for(space, images, dataset=name, split=reference_split, selection=how,
-                                cache_dir=cache_dir) for space in spaces]
+    content = None
+    if callable(getattr(datamodule, "content_hash", None)):  # a user's files: a cache hit reads none of them
+        what = [datamodule.content_hash(), reference_split, n_reference, REFERENCE_SEED]
+        content = hashlib.sha256(json.dumps(what).encode()).hexdigest()
+    images = functools.cache(lambda: reference_images(datamodule, reference_split, n_reference))
+    references = [reference_for(space, images, dataset=name, split=reference_split, cache_dir=cache_dir,
+                                content_hash=content) for space in spaces]
     first = references[0].meta
     protocol["reference"] = {k: first[k] for k in ("dataset", "split", "n", "selection", "image_shape",
                                                    "data_sha256")}

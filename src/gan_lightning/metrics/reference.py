@@ -3,7 +3,9 @@
 The cache key is a sha256 of the reference images themselves (the uint8 tensor, after the subset is drawn and the
 images converted to the training shape), of the feature extractor's weights file, and of how features are made.
 Changing one pixel, the subset, the weights or the recipe gives a different key, so stale statistics are never
-reused (unlike torch-fidelity's own cache, keyed by a name). Files: ``<cache_dir>/<dataset>-<split>-n<N>-<space>-
+reused (unlike torch-fidelity's own cache, keyed by a name). A user's folder or prepared zip is keyed instead by its
+content hash (every file's name with its CRC or size and time, and the data options), so that a cache hit decodes
+no image. Files: ``<cache_dir>/<dataset>-<split>-n<N>-<space>-
 <key[:16]>.pt``, read with ``torch.load(weights_only=True)`` and written atomically (several processes may race).
 """
 
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,22 +75,40 @@ def cache_key(space: FeatureSpace, data_hash: str) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
-def reference_for(space: FeatureSpace, images: Tensor, *, dataset: str, split: str, selection: str,
-                  cache_dir: str | Path | None) -> Reference:
-    """The reference statistics of uint8 ``images`` in ``space``, from the cache when they are there."""
+def reference_for(space: FeatureSpace, images: Tensor | Callable[[], tuple[Tensor, str]], *, dataset: str,
+                  split: str, selection: str = "", cache_dir: str | Path | None,
+                  content_hash: str | None = None) -> Reference:
+    """The reference statistics of uint8 ``images`` in ``space``, from the cache when they are there.
+
+    For a user's data, ``images`` may be a function that reads them (returning the images and how they were
+    chosen) and ``content_hash`` what decides them (the files' names and sizes, the data options): then the cache
+    is keyed by that hash, and a hit reads no image at all."""
+    path = None
+    if content_hash is not None:
+        key = cache_key(space, content_hash)
+        if cache_dir:
+            path = Path(cache_dir) / f"{dataset}-{split}-{space.name}-{key[:16]}.pt"
+            cached = _read(path, key)
+            if cached is not None:
+                log.info("metrics: reference statistics from %s (data content %s)", path, content_hash[:16])
+                return Reference(cached["features"], cached.get("class_counts"), cached["meta"], cache_hit=True)
+    if callable(images):
+        images, selection = images()
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ValueError(f"reference images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
     data_hash = data_sha256(images)
-    key = cache_key(space, data_hash)
     meta = {"dataset": dataset, "split": split, "n": len(images), "selection": selection,
-            "image_shape": list(images.shape[1:]), "data_sha256": data_hash, "cache_key": key}
-    path = None
-    if cache_dir:
-        path = Path(cache_dir) / f"{dataset}-{split}-n{len(images)}-{space.name}-{key[:16]}.pt"
-        cached = _read(path, key)
-        if cached is not None:
-            log.info("metrics: reference statistics from %s", path)
-            return Reference(cached["features"], cached.get("class_counts"), meta, cache_hit=True)
+            "image_shape": list(images.shape[1:]), "data_sha256": data_hash}
+    if content_hash is None:
+        key = cache_key(space, data_hash)
+        if cache_dir:
+            path = Path(cache_dir) / f"{dataset}-{split}-n{len(images)}-{space.name}-{key[:16]}.pt"
+            cached = _read(path, key)
+            if cached is not None:
+                log.info("metrics: reference statistics from %s", path)
+                return Reference(cached["features"], cached.get("class_counts"), {**meta, "cache_key": key},
+                                 cache_hit=True)
+    meta["cache_key"] = key
     features, logits = space.extract(images)
     features = features.cpu()
     counts = None
