@@ -244,3 +244,21 @@ def test_a_bad_file_mid_run_saves_the_run_and_a_resume_continues(make_cfg, tmp_p
     (root / "shirts" / "7.png").write_bytes(good)  # the user replaces the file and resumes
     result = train(make_cfg(*overrides, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", output_dir=run))
     assert read_checkpoint(result["last_checkpoint"])["gan_lightning"]["iteration"] == 20
+
+
+@pytest.mark.slow
+def test_a_run_on_a_folder_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one(make_cfg, tmp_path):
+    from gan_lightning.train.checkpoints import read_checkpoint
+    from gan_lightning.train.fit import train
+
+    root = labelled_folder(tmp_path / "data", per_class=8, size=28)  # 24 images: 6 batches an epoch
+    common = ["data=image_folder", f"data.path={root}", "data.image_size=28", "data.channels=1",
+              "data.batch_size=4", "data.num_workers=1", "metrics=none", "callbacks.samples.every_n_iterations=0"]
+    full = train(make_cfg(*common, "max_iterations=8", output_dir=tmp_path / "full"))
+    half = train(make_cfg(*common, "max_iterations=4", output_dir=tmp_path / "half"))  # mid-epoch 2
+    resumed = train(make_cfg(*common, "max_iterations=8", f"ckpt_path={half['last_checkpoint']}",
+                             output_dir=tmp_path / "resumed"))
+    a, b = read_checkpoint(full["last_checkpoint"]), read_checkpoint(resumed["last_checkpoint"])
+    assert b["gan_lightning"]["iteration"] == 8
+    for key, value in a["state_dict"].items():  # the same batches, in the same order, as the uninterrupted run
+        assert torch.allclose(value.float(), b["state_dict"][key].float(), atol=1e-6), key

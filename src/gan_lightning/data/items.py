@@ -107,7 +107,11 @@ class ItemLoader(_ShardedEpochs):
         self.skipped: set[int] = set()
         self._plan: list[list[tuple[int, int]]] = []
         # Workers start anew each epoch (a fork, tenths of a second): persistent workers took seconds to shut down.
+        # The loader's own generator: torch draws the workers' base seed from it at every iter(), which would
+        # otherwise take a number from the global stream that the training noise comes from (and a resumed run,
+        # which starts its iterator elsewhere, would draw other noise).
         self._loader = DataLoader(items, batch_sampler=_Plan(self), num_workers=num_workers, pin_memory=pin_memory,
+                                  generator=torch.Generator().manual_seed(seed),
                                   prefetch_factor=4 if num_workers > 0 else None)
 
     def _batches(self, epoch: int, indices: list[Tensor]) -> Iterator[dict[str, Tensor]]:
@@ -196,9 +200,13 @@ class ItemDataModule(GANDataModule):
         return hashlib.sha256(json.dumps([type(self).__name__, files, options], default=str).encode()).hexdigest()
 
     def read_items(self, items: Items, indices, epoch: int = -1) -> dict[str, Tensor]:
-        """``items`` at ``indices`` as one float batch (in this process; unreadable ones replaced)."""
-        rows = [items[(epoch, int(i))] for i in indices]
-        batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0] if k != _BAD}
+        """``items`` at ``indices`` as one float batch (unreadable ones replaced), read in the loader's workers
+        when there are many (the self-conditioned GAN clusters 20,000 images at start-up)."""
+        keys = [(epoch, int(i)) for i in indices]
+        chunks = [keys[i : i + 256] for i in range(0, len(keys), 256)]
+        workers = self.num_workers if len(keys) >= 1024 else 0
+        parts = list(DataLoader(items, batch_sampler=chunks, num_workers=workers, generator=torch.Generator()))
+        batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0] if k != _BAD}
         return {k: (v if v.dtype == torch.int64 else to_float(v)) for k, v in batch.items()}
 
     def real_samples(self, n: int, seed: int = 0) -> dict[str, Tensor]:

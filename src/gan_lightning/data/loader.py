@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
 from .convert import to_float
@@ -187,24 +186,3 @@ class TensorBatchLoader(_ShardedEpochs):
             for group, idx in zip(self.groups, indices):
                 batch.update(select({k: self.tensors[k] for k in group}, idx[lo:hi]))
             yield batch
-
-
-class TensorDataset(Dataset):
-    """Map-style view of in-memory tensors that yields batch-dict items (for a torch ``DataLoader``)."""
-
-    def __init__(self, tensors: Mapping[str, Tensor]) -> None:
-        self.tensors = dict(tensors)
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return select(self.tensors, i)
-
-
-def shuffled_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int, world_size: int = 1) -> DataLoader:
-    """A torch ``DataLoader`` for data that is not held in memory as tensors (or with workers): shuffled with a
-    seeded generator, whole batches only (at least one per process)."""
-    check_one_batch(len(dataset), batch_size, world_size)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
-                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
