@@ -262,3 +262,19 @@ def test_a_run_on_a_folder_resumed_mid_epoch_ends_with_the_weights_of_an_uninter
     assert b["gan_lightning"]["iteration"] == 8
     for key, value in a["state_dict"].items():  # the same batches, in the same order, as the uninterrupted run
         assert torch.allclose(value.float(), b["state_dict"][key].float(), atol=1e-6), key
+
+
+@pytest.mark.parametrize("model", ["acgan", "stylegan2"])
+def test_the_other_conditional_families_build_on_a_labelled_folder(make_cfg, tmp_path, model):
+    from hydra.utils import instantiate
+
+    from gan_lightning.train.build import build_module
+
+    root = labelled_folder(tmp_path / "data", size=32)
+    extra = ["model.conditional=true"] if model == "stylegan2" else []
+    cfg = make_cfg(f"model={model}", *extra, "data=image_folder", f"data.path={root}", "data.labels=subfolders",
+                   "data.image_size=32", "data.channels=1")
+    module = build_module(cfg, instantiate(cfg.data))
+    assert module.family.num_classes == 3
+    inputs = module.family.sample_inputs(3, labels=torch.tensor([0, 1, 2]))
+    assert module.generate(inputs).shape == (3, 1, 32, 32)
