@@ -29,6 +29,8 @@ TINY = {
     "srresnet": ["data=fashion_sr", "model.generator.width=8", "model.generator.blocks=1"],
     "pix2pix": ["data=fashion_edges", "model.generator.ngf=4", "model.discriminator.ndf=4"],
     "pix2pix_l1": ["data=fashion_edges", "model.generator.ngf=4"],
+    "inpaint": ["data=fashion_inpaint", "model.generator.ngf=4", "model.discriminator.ndf=4"],
+    "inpaint_l1": ["data=fashion_inpaint", "model.generator.ngf=4"],
     "cyclegan": ["data=fashion_domains", "model.generator.ngf=4", "model.generator.blocks=1",
                  "model.discriminator.ndf=4", "model.pool_size=8"],
     # every phase on: R1 every 4 discriminator steps, path length every 2 iterations, style mixing
@@ -37,7 +39,8 @@ TINY = {
                   "model.discriminator.channel_max=8", "model.r1_interval=4", "model.pl_weight=2",
                   "model.pl_interval=2", "model.mixing=0.9"],
 }
-FASHION_DATA = ("data=fashion_mnist", "data=fashion_sr", "data=fashion_edges", "data=fashion_domains")
+FASHION_DATA = ("data=fashion_mnist", "data=fashion_sr", "data=fashion_edges", "data=fashion_domains",
+                "data=fashion_inpaint")
 """The data configs read from Fashion-MNIST (tests point them at the staged copy and a 256-image subset)."""
 
 

@@ -28,8 +28,8 @@ from .conftest import TINY, compose_cfg
 from .helpers.toy import InvertPairs, InvertTranslation
 
 FAMILIES = ["fcgan", "dcgan", "cgan", "self_conditioned", "acgan", "infogan", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan",
-            "stylegan2", "invert"]
-FROM_DATA = ("invert", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan")  # translate held-out inputs
+            "stylegan2", "inpaint", "invert"]
+FROM_DATA = ("invert", "srresnet", "srgan", "pix2pix", "pix2pix_l1", "cyclegan", "inpaint")  # translate held-out inputs
 
 
 def make_run(name: str, tmp_path, fmnist_root, n_critic: int = 2, iterations: int = 3, **toy):

@@ -162,6 +162,7 @@ class GANFamily(nn.Module):
     has_codes = False  # latent codes a network recovers (InfoGAN): sample_inputs takes categorical=
     paired = False  # generates spec.target from spec.source, aligned pairs: paired metrics against the target
     unpaired = False  # generates from spec.source without aligned targets (unpaired translation)
+    inpainting = False  # fills the holes of spec.source (its last channel the mask): hole metrics, baselines
     log_keys = ("loss_d", "loss_g")  # the values shown in the progress bar
     augmentable = False  # scores its images through ``d`` / ``augment``: takes ``augment=`` (on image data)
     style_based = False  # a W space (StyleGAN2): generate takes z_end/t (interpolation in W) and mix_z/cutoff

@@ -17,7 +17,7 @@ from ..train.checkpoints import load_module, read_checkpoint
 from .build import build_evaluator, feed, summary
 from .domain import sha256_file
 from .options import MetricOptions
-from .paired import generate_from
+from .paired import baselines_of, generate_from
 from .registry import ScoreContext, classifier, family_scores
 
 log = logging.getLogger(__name__)
@@ -127,12 +127,12 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
     if evaluator.active:
         feed(evaluator, module, batches, device, use_ema=use_ema)
         metrics = evaluator.compute()
-        if hasattr(family, "baseline"):  # the same feature-space scores for the family's baseline (bicubic)
+        for prefix, (name, fn) in baselines_of(family).items():  # the same scores for the family's baselines
             evaluator.reset()
-            for outputs in generate_from(module, source, batch_size, baseline=True).split(batch_size):
+            for outputs in generate_from(module, source, batch_size, baseline=fn).split(batch_size):
                 evaluator.update(to_uint8(outputs).to(device))
-            metrics.update({f"baseline_{k}": v for k, v in evaluator.compute().items()})
-            protocol["baseline"] = family.baseline_name
+            metrics.update({f"{prefix}_{k}": v for k, v in evaluator.compute().items()})
+            protocol[prefix] = name
     metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
                                               seed=seed, batch_size=batch_size, use_ema=use_ema, source=source,
                                               spaces=evaluator.spaces)))

@@ -55,7 +55,7 @@ def register(capability: str) -> Callable:
 
 def family_scores(ctx: ScoreContext) -> dict[str, float]:
     """Every registered score the family's capabilities call for, merged."""
-    from . import codes, conditional, paired, path_length, translation  # noqa: F401 - importing registers scores
+    from . import codes, conditional, inpaint, paired, path_length, translation  # noqa: F401 - registers scores
 
     values: dict[str, float] = {}
     for capability, fn in SCORES:
