@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..errors import UserError
+from .prepare_options import BAD_FILES, FORMATS, LAYOUTS, TRANSFORMS
 
 # Modules a config's `_target_` may name. A config (or a checkpoint carrying one) naming anything else, such as
 # os.system, is refused before it is instantiated.
@@ -114,6 +115,21 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     # generate.py
     ("ckpt", lambda v: isinstance(v, str) and v != "", "a checkpoint path"),
     ("n", lambda v: is_int(v) and v > 0, "a positive integer"),
+    # the inputs and outputs of the commands (evaluate.py's out may be null: print only)
+    ("input", lambda v: isinstance(v, str) and v != "", "a path"),
+    ("out", lambda v: v is None or (isinstance(v, str) and v != ""), "a path"),
+    # prepare_data.py (what goes with what: config.prepare_options.check_prepare)
+    ("resolution", lambda v: is_int(v) and v > 0, "a positive integer"),
+    ("layout", lambda v: v in LAYOUTS, ", ".join(LAYOUTS[:-1]) + " or " + LAYOUTS[-1]),
+    ("labels", lambda v: v is None or (isinstance(v, str) and v != ""),
+     "auto, none, subfolders, json or the path of a labels JSON"),
+    ("bad_files", lambda v: v in BAD_FILES, "skip or error"),
+    ("channels", lambda v: v is None or (is_int(v) and v in (1, 3)), "1, 3 or null"),
+    ("transform", lambda v: v in TRANSFORMS, " or ".join(TRANSFORMS)),
+    ("max_images", lambda v: v is None or (is_int(v) and v > 0), "a positive integer or null"),
+    ("any_resolution", lambda v: isinstance(v, bool), "true or false"),
+    ("format", lambda v: v in FORMATS, " or ".join(FORMATS)),
+    ("num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
 ]
 
 

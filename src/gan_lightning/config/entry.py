@@ -53,7 +53,8 @@ def precheck(argv: list[str], config_name: str) -> None:
 
 def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
     """The places the command will write, checked before it starts: train.py's run (or sweep) directory, the
-    ``out`` file of generate.py and evaluate.py, the ``out`` folder of upscale.py and translate.py."""
+    ``out`` file of generate.py and evaluate.py, the ``out`` folder of upscale.py and translate.py, and
+    prepare_data.py's ``out``, which must not exist (with the checks between its options)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -67,6 +68,11 @@ def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
         except Exception:  # noqa: BLE001 - an interpolation only a running job can resolve: Hydra will say
             return
         check_output(where, key, folder=True)
+    elif config_name == "prepare_data":
+        from .prepare_options import check_prepare
+
+        check_prepare(**{k: cfg[k] for k in ("input", "out", "resolution", "layout", "labels", "bad_files", "channels",
+                                             "transform", "max_images", "any_resolution", "format", "num_workers")})
     elif cfg.get("out"):
         check_output(cfg.out, "out", folder=config_name in ("upscale", "translate"))  # they write folders of images
 
