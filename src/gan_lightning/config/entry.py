@@ -74,7 +74,8 @@ def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
         check_prepare(**{k: cfg[k] for k in ("input", "out", "resolution", "layout", "labels", "bad_files", "channels",
                                              "transform", "max_images", "any_resolution", "format", "num_workers")})
     elif cfg.get("out"):
-        check_output(cfg.out, "out", folder=config_name in ("upscale", "translate"))  # they write folders of images
+        # upscale.py, translate.py and inpaint.py write folders of images
+        check_output(cfg.out, "out", folder=config_name in ("upscale", "translate", "inpaint"))
 
 
 def run(main: Callable[[], None], config_name: str) -> None:
