@@ -149,7 +149,7 @@ def validate(cfg: DictConfig) -> None:
         if isinstance(value, (DictConfig, ListConfig)) or not ok(value):
             raise UserError(f"{key} must be {description}; got {value!r}")
     metric = cfg.get("optimized_metric")
-    if metric and not OmegaConf.select(cfg, "callbacks.metrics", default=None):
+    if metric and not builds_object(OmegaConf.select(cfg, "callbacks.metrics", default=None)):
         raise UserError(f"optimized_metric={metric} needs metrics during training: not with metrics=none or "
                         "callbacks=none")
     if OmegaConf.select(cfg, "model.compile", default=False) and OmegaConf.select(cfg, "loss.gp_weight", default=0):
@@ -159,6 +159,13 @@ def validate(cfg: DictConfig) -> None:
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)  # Hydra's own plugins are Hydra's business
     check_targets(container)
+
+
+def builds_object(node: Any) -> bool:
+    """Does this config node say what to build (a mapping with a ``_target_``)? Under ``callbacks`` and ``logger``
+    an entry without one is not a callback or logger: it is what a preset set for one that the group's option
+    leaves out (``experiment=gaussian_ring callbacks=none`` keeps ``callbacks.samples.every_n_iterations``)."""
+    return isinstance(node, (DictConfig, dict)) and "_target_" in node
 
 
 def check_targets(cfg: Any, path: str = "") -> None:

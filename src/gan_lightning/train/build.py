@@ -1,19 +1,25 @@
-"""From a composed config to the pieces of a run: the family (built from the data's spec) and the GANModule."""
+"""From a composed config to the pieces of a run: the family (built from the data's spec), the GANModule, the
+callbacks and the loggers."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..augment import Augment
+from ..config.checks import builds_object
 from ..core.family import PLAYERS
-from ..core.module import GANModule
+from ..core.module import UNBOUNDED_STEPS, GANModule
 from ..data.base import GANDataModule
 from ..data.spec import DataSpec
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 SPEED_KEYS = ("compile", "channels_last")
 """Keys of the model config that say how the networks run, not what they are (``GANModule`` takes them)."""
@@ -99,3 +105,57 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
             "ema_decay": cfg.module.ema_decay,
         },
     )
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The callbacks ``cfg.callbacks`` names (one per entry with a ``_target_``; see ``configured``)."""
+    callbacks = []
+    for key, node in configured(cfg, "callbacks"):
+        callback = instantiate_or_user_error(node)
+        if not isinstance(callback, pl.Callback):
+            raise UserError(f"callbacks.{key}: {node._target_} is not a Lightning callback")
+        callbacks.append(callback)
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig, wandb_run_id: str | None = None) -> list[Any]:
+    """The loggers ``cfg.logger`` names (see ``configured``); a resumed run's W&B logger continues the
+    checkpoint's W&B run (``wandb_run_id``)."""
+    from pytorch_lightning.loggers import Logger
+
+    loggers = []
+    for key, node in configured(cfg, "logger"):
+        if wandb_run_id and str(node._target_).endswith("wandb_logger"):
+            logger = instantiate_or_user_error(node, id=wandb_run_id, resume="allow")
+        else:
+            logger = instantiate_or_user_error(node)
+        if not isinstance(logger, Logger):
+            raise UserError(f"logger.{key}: {node._target_} is not a Lightning logger")
+        loggers.append(logger)
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, loggers: list, callbacks: list[pl.Callback]) -> pl.Trainer:
+    """The Trainer of ``cfg.trainer``, bounded by the module's iteration count (``max_iterations``), not by steps."""
+    return instantiate(cfg.trainer, max_steps=UNBOUNDED_STEPS, logger=loggers or False, callbacks=callbacks)
+
+
+def configured(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:
+    """The entries of ``cfg[group]`` (``callbacks``, ``logger``) that say what to build: those with a ``_target_``.
+    An empty or null entry is off (``metrics=none`` empties ``callbacks.metrics``). An entry without a
+    ``_target_`` holds settings a preset (or a ``+`` override) gave an object that this group's option leaves out,
+    such as ``experiment=gaussian_ring``'s ``callbacks.samples.every_n_iterations`` under ``callbacks=none``: there
+    is nothing to apply them to, so they are dropped (one log line). Anything else is a ``UserError``."""
+    entries = []
+    for key, node in (cfg.get(group) or {}).items():
+        if node is None or (isinstance(node, DictConfig) and len(node) == 0):
+            continue
+        if not isinstance(node, DictConfig):
+            raise UserError(f"{group}.{key} must be a config with a _target_, or null to turn it off; got {node!r}")
+        if not builds_object(node):
+            settings = ", ".join(f"{k}={v}" for k, v in OmegaConf.to_container(node, resolve=False).items())
+            log.info("%s.%s (%s): this config builds no %s of that name (its %s option leaves it out); ignored",
+                     group, key, settings, {"callbacks": "callback"}.get(group, group), group)
+            continue
+        entries.append((key, node))
+    return entries

@@ -10,14 +10,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..config.checks import validate
-from ..core.module import UNBOUNDED_STEPS, GANModule
+from ..core.module import GANModule
 from ..data.base import GANDataModule
 from ..errors import TrainingDiverged
-from .build import build_module, instantiate_or_user_error
+from .build import build_callbacks, build_loggers, build_module, build_trainer, instantiate_or_user_error
 from .checkpoints import check_resumable, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         module = build_module(cfg, datamodule)
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
         stored = check_resumable(ckpt_path, module.config) if ckpt_path else {}
-        loggers = [_instantiate_logger(c, stored.get("wandb_run_id")) for c in cfg.get("logger", {}).values() if c]
-        callbacks = [instantiate_or_user_error(c) for c in cfg.get("callbacks", {}).values() if c] + list(callbacks or [])
+        loggers = build_loggers(cfg, stored.get("wandb_run_id"))
+        callbacks = build_callbacks(cfg) + list(callbacks or [])
         _spawn_in_sweeps(cfg)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -58,10 +57,7 @@ def _fit(cfg: DictConfig, module: GANModule, datamodule: GANDataModule, loggers:
     (a fresh Trainer each time, the same module, loggers and callbacks)."""
     divergence = cfg.get("divergence") or {}
     while True:
-        trainer: pl.Trainer = instantiate(
-            cfg.trainer, max_steps=UNBOUNDED_STEPS, logger=loggers or False,
-            callbacks=callbacks,
-        )
+        trainer = build_trainer(cfg, loggers, callbacks)
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             return
@@ -71,13 +67,6 @@ def _fit(cfg: DictConfig, module: GANModule, datamodule: GANDataModule, loggers:
             ckpt_path = _rollback_point(e, Path(cfg.paths.output_dir), module.rollbacks,
                                         divergence.get("max_rollbacks", 3))
             module.rollbacks += 1
-
-
-def _instantiate_logger(node: DictConfig, wandb_run_id: str | None) -> Any:
-    """A logger from its config; a resumed run's W&B logger continues the checkpoint's W&B run."""
-    if wandb_run_id and str(node.get("_target_", "")).endswith("wandb_logger"):
-        return instantiate(node, id=wandb_run_id, resume="allow")
-    return instantiate(node)
 
 
 def _rollback_point(error: TrainingDiverged, output_dir: Path, done: int, limit: int) -> str:
