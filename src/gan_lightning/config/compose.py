@@ -40,10 +40,11 @@ def compose_config(overrides: list[str], output_dir: str | Path, config_name: st
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     """The choices of a config group. Experiments may sit in folders (``experiment=fashion_mnist/best``); a
-    folder in another group is a group of its own (``model/backbone``)."""
+    folder in another group is a group of its own (``model/backbone``). A file whose name starts with ``_`` is
+    not a choice but what choices share (``data/_torchvision``: the torchvision sets' options, without a name)."""
     root = conf_dir / group
     files = root.rglob("*.yaml") if group == "experiment" else root.glob("*.yaml")
-    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in files)
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in files if not p.name.startswith("_"))
 
 
 def check_choice(group: str, choice: str | None, conf_dir: Path = CONF_DIR) -> None:

@@ -87,6 +87,9 @@ def build_module(cfg: DictConfig, datamodule: GANDataModule) -> GANModule:
     if augment.get("kind", "none") != "none":  # (none: configs and checkpoints as before augmentation existed)
         model_cfg["augment"] = augment
     family = build_family(model_cfg, OmegaConf.to_container(cfg.loss, resolve=True), spec)
+    if family.paired and not spec.paired:  # (a checkpoint of such a run, if any, still loads: build_family)
+        raise UserError(f"model: {type(family).__name__} learns from aligned pairs, but this data draws its inputs and "
+                        "targets independently (unpaired): use paired data (data=fashion_edges, data=aligned_folder)")
     speed = {key: model_cfg.get(key, False) for key in SPEED_KEYS}
     players = [p for p in PLAYERS if p in cfg.optim]
     return GANModule(
