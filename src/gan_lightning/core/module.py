@@ -338,10 +338,12 @@ class GANModule(pl.LightningModule):
         for name, values in state.get("per_rank", {}).items():  # this rank's own, loaded with the state_dict
             if name in checkpoint.get("state_dict", {}):
                 checkpoint["state_dict"][name] = values[rank % len(values)]
+        # (clone: the saved states were gathered from the ranks, so each is a view into one storage, and
+        # set_rng_state misreads a view at an offset: rank 1 failed with "Invalid mt19937 state" or crashed)
         if rng.get("torch"):
-            torch.set_rng_state(rng["torch"][rank % len(rng["torch"])].cpu())
+            torch.set_rng_state(rng["torch"][rank % len(rng["torch"])].cpu().clone())
             self._rng_restored = True
         if rng.get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state(rng["cuda"][rank % len(rng["cuda"])].cpu(), self.device)
+            torch.cuda.set_rng_state(rng["cuda"][rank % len(rng["cuda"])].cpu().clone(), self.device)
         if self.rollbacks:  # back from a divergence: the same state, but other noise from here on (CPU and CUDA)
             torch.manual_seed(int(torch.randint(2**62, (1,))) + self.rollbacks)
