@@ -5,7 +5,9 @@
 - ``convert``: uint8 <-> [-1, 1] and the resampling helpers;
 - ``base``: ``GANDataModule`` (spec, training batches, fixed held-out batches);
 - ``datasets`` (torchvision: Fashion-MNIST, MNIST, CIFAR-10), ``folders`` (image folders), ``mixtures``
-  (2-D Gaussian mixtures).
+  (2-D Gaussian mixtures);
+- ``streaming``: LitData chunks for multi-node training (``data=streaming``; LitData is imported there, on first
+  use, so importing this package does not load it).
 
 The data modules are re-exported here under the names that configs (and checkpoints) written before this
 layout use, ``gan_lightning.data.TorchvisionDataModule`` and so on.
