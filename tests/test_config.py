@@ -77,7 +77,7 @@ def test_python_train_py_runs_the_unconditional_recipe_and_model_dcgan_the_paper
 
 
 SR_MODELS = ("srgan", "srresnet")  # generate from low-resolution images, not from noise
-TRANSLATION_MODELS = ("pix2pix", "pix2pix_l1", "cyclegan")  # translate images
+TRANSLATION_MODELS = ("pix2pix", "pix2pix_l1", "cyclegan", "inpaint", "inpaint_l1")  # translate images
 
 
 @pytest.mark.parametrize("model", [m for m in group_options("model") if m not in SR_MODELS + TRANSLATION_MODELS])

@@ -52,12 +52,12 @@ class Inpaint(Pix2Pix):
     inpainting = True
     log_keys = ("loss_d", "loss_g", "l1_hole")
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        source, target = self.spec.shapes[self.source_key], self.spec.shape
-        if source[0] != target[0] + 1:
+    def __init__(self, generator, discriminator, loss, spec, **kwargs) -> None:
+        source = spec.shapes.get(spec.source) if spec.source else None
+        if source is None or len(spec.shape) != 3 or tuple(source) != (spec.shape[0] + 1, *spec.shape[1:]):
             raise ValueError("inpaint fills holes: use data=fashion_inpaint or data=inpaint_folder data.path=DIR "
                              "(inputs are the image and its mask)")
+        super().__init__(generator, discriminator, loss, spec, **kwargs)
 
     def complete(self, a: Tensor, net: nn.Module | None = None) -> Tensor:
         """The completed images: the generator's pixels in the hole, the known ones elsewhere."""
