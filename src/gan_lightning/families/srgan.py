@@ -60,8 +60,9 @@ class SuperResolution(GANFamily):
             raise ValueError("the super-resolution models need low-resolution inputs: use data=fashion_sr or "
                              "data=sr_folder")
         lr, hr = spec.shapes[spec.source], spec.shape
-        if hr[1] % lr[1] or hr[1] // lr[1] != hr[2] // lr[2] or hr[0] != lr[0]:
-            raise ValueError(f"inputs {lr} and targets {hr} are not a super-resolution pair")
+        if hr[1] <= lr[1] or hr[1] % lr[1] or hr[1] // lr[1] != hr[2] // lr[2] or hr[0] != lr[0]:
+            raise ValueError(f"inputs {lr} and targets {hr} are not a super-resolution pair (smaller inputs): use "
+                             "data=fashion_sr or data=sr_folder")
         if pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"model.pixel_loss must be one of {', '.join(PIXEL_LOSSES)}; got {pixel_loss!r}")
         if warmup < 0 or adversarial_weight < 0:
