@@ -416,11 +416,16 @@ def test_both_models_train_from_image_folders_in_the_originals_layouts(tmp_path)
 
 
 @pytest.mark.slow
-def test_train_py_on_a_bad_pair_file_is_one_line_and_leaves_no_run_directory(tmp_path):
-    (tmp_path / "pairs" / "train").mkdir(parents=True)
+def test_train_py_on_a_bad_pair_file_stops_with_one_line_naming_it_and_saves_the_run(tmp_path):
+    for split, n in (("train", 4), ("test", 2)):
+        (tmp_path / "pairs" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.zeros((16, 32, 3), dtype=np.uint8)).save(tmp_path / "pairs" / split / f"{i}.png")
     Image.fromarray(np.zeros((16, 20, 3), dtype=np.uint8)).save(tmp_path / "pairs" / "train" / "x.png")
     r = run_cli("train.py", "model=pix2pix", "data=aligned_folder", f"data.path={tmp_path}/pairs", "logger=none",
-                f"hydra.run.dir={tmp_path}/run")
-    assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert "x.png is 20x16: an aligned pair must be twice as wide as high" in r.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "run").exists()
+                "metrics=none", "data.load_size=16", "data.crop=16", "data.batch_size=5", "model.generator.ngf=4",
+                "model.discriminator.ndf=4", "max_iterations=3", f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "x.png is 20x16: an aligned pair must be twice as wide as high" in last and "data.bad_files=skip" in last
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # found mid-run: the run so far is kept
