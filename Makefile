@@ -7,7 +7,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
 EXPERIMENT ?= fashion_mnist/best
 
-.PHONY: install data train test test-fast bench report clean
+.PHONY: install data train test test-fast bench bench-data report clean
 
 install: $(STAMP)
 
@@ -38,6 +38,15 @@ bench: $(STAMP) data
 	$(PY) benchmarks/bench_step.py $(ARGS)
 	$(PY) benchmarks/bench_step.py --variants $(ARGS)
 	$(PY) benchmarks/bench_step.py $(ARGS) --models
+
+# Loading users' images (docs/benchmarks.md): the image sets (made once, in SETS), the loaders before per-example
+# reading (a worktree of 320ace0 in OLD), then every loader; a part again: `make bench-data ARGS="--only zip/5k"`.
+SETS ?= /tmp/gan_image_sets
+OLD ?= /tmp/old
+bench-data: $(STAMP) data
+	$(PY) benchmarks/make_image_sets.py --out $(SETS)
+	test -d $(OLD)/src || git worktree add --detach $(OLD) 320ace0
+	$(PY) benchmarks/bench_loaders.py --sets $(SETS) --old-src $(OLD)/src --json benchmarks/results/loaders-cpu.json $(ARGS)
 
 # Compare a sweep's runs: `make report DIR=multirun/2026-01-31/12-00-00` writes report.png and report.md there.
 report: $(STAMP)

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from PIL import Image
 from torch import Tensor
+from torchvision.io import ImageReadMode, decode_png
 from torchvision.transforms.functional import pil_to_tensor
 
 from ..errors import UserError
@@ -48,6 +49,13 @@ class UnreadableImage(UserError):
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"image {name} {reason}")
         self.name, self.reason = name, reason
+
+
+def _png_has(data: bytes, channels: int) -> bool:
+    """Whether ``data`` is a non-interlaced 8-bit PNG with exactly ``channels`` (grey, or RGB), from its IHDR
+    header: one that decodes to the image's own values with no conversion, in PIL or in libpng."""
+    return (len(data) > 33 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data[24] == 8
+            and data[25] == (0 if channels == 1 else 2) and data[28] == 0)
 
 
 def _is_image(name: str) -> bool:
@@ -151,13 +159,19 @@ class ImageSource:
         state["_zip"], state["_zip_pid"] = None, None
         return state
 
+    def _bytes(self, i: int) -> bytes:
+        """Item ``i``'s file, undecoded."""
+        if self.is_zip:
+            return self._archive().read(self.names[i])
+        with open(self.root / self.names[i], "rb") as f:
+            return f.read()
+
     def open(self, i: int) -> Image.Image:
         """Item ``i`` as a loaded PIL image; ``UnreadableImage`` naming it if it cannot be decoded."""
         try:
             if self.is_zip:
-                with self._archive().open(self.names[i]) as f:
-                    image = Image.open(io.BytesIO(f.read()))
-                    image.load()
+                image = Image.open(io.BytesIO(self._bytes(i)))
+                image.load()
             else:
                 with Image.open(self.root / self.names[i]) as f:
                     f.load()
@@ -167,10 +181,25 @@ class ImageSource:
             raise UnreadableImage(self.path_of(i), f"cannot be decoded ({one_line(err)})") from None
 
     def read(self, i: int, channels: int) -> Tensor:
-        """Item ``i`` as a uint8 ``channels`` x H x W tensor (grey <-> RGB converted)."""
+        """Item ``i`` as a uint8 ``channels`` x H x W tensor (grey <-> RGB converted).
+
+        An 8-bit PNG that already has ``channels`` (what ``prepare_data.py`` and dataset_tool write) is decoded by
+        libpng straight into a tensor, several times faster than through PIL for small images, to the same values;
+        every other file, and one libpng cannot decode, goes through PIL."""
+        if self.names[i].lower().endswith(".png"):
+            try:
+                data = self._bytes(i)
+            except Exception as err:  # noqa: BLE001 - zipfile raises many types for bad members
+                raise UnreadableImage(self.path_of(i), f"cannot be decoded ({one_line(err)})") from None
+            if _png_has(data, channels):
+                try:
+                    return decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), ImageReadMode.UNCHANGED)
+                except Exception:  # noqa: BLE001 - PIL decides, and names the problem as before
+                    pass
         image = self.open(i)
+        mode = "L" if channels == 1 else "RGB"
         try:
-            return pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
+            return pil_to_tensor(image if image.mode == mode else image.convert(mode))
         except Exception as err:  # noqa: BLE001 - a mode PIL cannot convert
             raise UnreadableImage(self.path_of(i), f"cannot be decoded ({one_line(err)})") from None
 
