@@ -340,6 +340,7 @@ def profile(path: str, n: int = 2000, repeats: int = 3) -> dict:
     (PNGs), the reader as it is (``ImageSource.read``), the per-example machinery (``Items``), and what the
     DataLoader and the training loop do per image (collate, to float). The best of ``repeats``."""
     import io
+    import zipfile
 
     import numpy as np
     import torch
@@ -355,7 +356,15 @@ def profile(path: str, n: int = 2000, repeats: int = 3) -> dict:
     torch.set_num_threads(1)
     src = ImageSource(path)
     n = min(n, len(src))
-    blobs = [src._bytes(i) for i in range(n)]
+    archive = zipfile.ZipFile(path) if src.is_zip else None
+
+    def file_bytes(i):
+        if archive is not None:
+            return archive.read(src.names[i])
+        with open(src.root / src.names[i], "rb") as f:
+            return f.read()
+
+    blobs = [file_bytes(i) for i in range(n)]
     images = []
     for b in blobs:
         im = Image.open(io.BytesIO(b))
@@ -371,7 +380,7 @@ def profile(path: str, n: int = 2000, repeats: int = 3) -> dict:
         im.load()
 
     steps = {
-        "file bytes (zip member or file)": lambda i: src._bytes(i),
+        "file bytes (zip member or file)": file_bytes,
         "PIL decode": lambda i: pil_decode(blobs[i]),
         "PIL convert to RGB (a copy when already RGB)": lambda i: images[i].convert("RGB"),
         "PIL -> tensor, transposed (pil_to_tensor + contiguous)": lambda i: pil_to_tensor(images[i]).contiguous(),
@@ -486,7 +495,8 @@ def main() -> None:
             before = loadavg()[0]
             result = {**profile(path), "loadavg_before": before, "loadavg_after": loadavg()[0],
                       "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            data.setdefault("profile", {})[Path(path).name] = result
+            name = Path(path).name + (f"@{args.variant}" if args.variant else "")
+            data.setdefault("profile", {})[name] = result
             print(json.dumps(result, indent=1))
         if args.json:
             Path(args.json).write_text(json.dumps(data, indent=1) + "\n")
