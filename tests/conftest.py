@@ -125,3 +125,15 @@ def run_entry(script: str, *args: str, env: dict | None = None) -> subprocess.Co
                 os.environ[k] = v
         GlobalHydra.instance().clear()
     return subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``): the networks of many
+    tests are tiny, and one thread is faster, many times faster on cores busy with other work."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

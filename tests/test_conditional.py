@@ -44,13 +44,7 @@ LOSSES = sorted(p.stem for p in (CONF_DIR / "loss").glob("*.yaml"))
 FAST = ["metrics=none", "data.batch_size=16"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The networks here are tiny: one thread is faster, and many times faster on cores busy with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread is faster (tests/conftest.py)
 
 
 def family_for(model: str, shape=(1, 28, 28), num_classes: int | None = 10, *overrides: str, tmp_path=Path("/tmp")):

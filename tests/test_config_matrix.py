@@ -143,13 +143,7 @@ def build_all(cfg: DictConfig) -> list[str]:
     return refusals
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The networks here are tiny: one thread is faster, and many times faster on cores busy with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread is faster (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)

@@ -28,12 +28,7 @@ from gan_lightning.train.build import build_module
 from .conftest import run_entry
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread is faster (tests/conftest.py)
 
 
 # --- masks -----------------------------------------------------------------------------------------------------

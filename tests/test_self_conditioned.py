@@ -15,7 +15,9 @@ from gan_lightning.families.self_conditioned import kmeans
 from gan_lightning.train.checkpoints import load_module, read_checkpoint
 from gan_lightning.train.fit import train
 
-from .test_conditional import family_for, one_thread  # noqa: F401 (one thread for these tiny networks)
+from .test_conditional import family_for
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread is faster (tests/conftest.py)
 
 
 def blobs(means: torch.Tensor, n_per: list[int], std: float = 0.05, seed: int = 0) -> torch.Tensor:
