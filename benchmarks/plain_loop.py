@@ -23,29 +23,33 @@ from gan_lightning.data import TorchvisionDataModule
 from gan_lightning.networks.dcgan import Discriminator, Generator
 
 
-class PlainDCGAN:
-    def __init__(self, images_u8: torch.Tensor, batch_size=64, ngf=64, ndf=64, latent_dim=100, lr=2e-4,
-                 betas=(0.5, 0.999), ema_decay: float | None = 0.999, device="cpu", seed=0,
+class PlainGAN:
+    """The loop on given networks: ``G(z)`` against ``D(x)`` on rows of ``data`` (uint8 images, scaled to [-1, 1],
+    or float rows taken as they are), z ~ N(0, I) of ``latent_dim``."""
+
+    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, data: torch.Tensor, latent_dim: int,
+                 batch_size=64, lr=2e-4, betas=(0.5, 0.999), ema_decay: float | None = 0.999, device="cpu",
                  dataloader_workers: int | None = None):
-        torch.manual_seed(seed)
-        self.images, self.batch_size, self.latent_dim, self.device = images_u8, batch_size, latent_dim, device
-        shape = tuple(images_u8.shape[1:])
-        self.G = Generator(latent_dim, shape, ngf=ngf).to(device)
-        self.D = Discriminator(shape, ndf=ndf).to(device)
+        self.images, self.batch_size, self.latent_dim, self.device = data, batch_size, latent_dim, device
+        self.G, self.D = G.to(device), D.to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if ema_decay else None
         self.ema_decay = ema_decay
         self.iteration = 0
-        self._perm = torch.randperm(len(images_u8))
+        self._perm = torch.randperm(len(data))
         self._pos = 0
         self._loader = None
         if dataloader_workers is not None:  # the usual feeding: a DataLoader of per-sample reads, pinned memory
             self._loader = torch.utils.data.DataLoader(
-                torch.utils.data.TensorDataset(images_u8), batch_size=batch_size, shuffle=True, drop_last=True,
+                torch.utils.data.TensorDataset(data), batch_size=batch_size, shuffle=True, drop_last=True,
                 num_workers=dataloader_workers, pin_memory=device == "cuda",
                 persistent_workers=dataloader_workers > 0)
             self._batches = iter(self._loader)
+
+    def _scaled(self, rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.to(self.device, non_blocking=True)
+        return rows.float().div_(127.5).sub_(1) if rows.dtype == torch.uint8 else rows
 
     def real_batch(self) -> torch.Tensor:
         if self._loader is not None:
@@ -53,12 +57,12 @@ class PlainDCGAN:
             if batch is None:
                 self._batches = iter(self._loader)
                 batch = next(self._batches)
-            return batch[0].to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+            return self._scaled(batch[0])
         if self._pos + self.batch_size > len(self._perm):
             self._perm, self._pos = torch.randperm(len(self.images)), 0
         idx = self._perm[self._pos:self._pos + self.batch_size]
         self._pos += self.batch_size
-        return self.images[idx].to(self.device).float().div_(127.5).sub_(1)
+        return self._scaled(self.images[idx])
 
     def step(self) -> None:
         real = self.real_batch()
@@ -85,6 +89,19 @@ class PlainDCGAN:
                 torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - beta)
                 for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
                     b_ema.copy_(b)
+
+
+class PlainDCGAN(PlainGAN):
+    """The loop on the package's DCGAN networks (gan_lightning.networks.dcgan), seeded."""
+
+    def __init__(self, images_u8: torch.Tensor, batch_size=64, ngf=64, ndf=64, latent_dim=100, lr=2e-4,
+                 betas=(0.5, 0.999), ema_decay: float | None = 0.999, device="cpu", seed=0,
+                 dataloader_workers: int | None = None):
+        torch.manual_seed(seed)
+        shape = tuple(images_u8.shape[1:])
+        super().__init__(Generator(latent_dim, shape, ngf=ngf), Discriminator(shape, ndf=ndf), images_u8,
+                         latent_dim, batch_size=batch_size, lr=lr, betas=betas, ema_decay=ema_decay, device=device,
+                         dataloader_workers=dataloader_workers)
 
 
 def fashion_mnist(root: str = "data") -> TorchvisionDataModule:

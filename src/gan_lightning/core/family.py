@@ -108,6 +108,7 @@ class StepContext:
     n_critic: int = 1
     phase: Phase | None = None  # the phase being run
     scratch: dict[str, Any] = field(default_factory=dict)  # this batch's values a phase leaves for later phases
+    logging: bool = True  # this iteration logs: values that are only logged need not be computed otherwise
 
     @property
     def grad_scale(self) -> float | None:
@@ -254,12 +255,14 @@ class GANFamily(nn.Module):
         d_real, d_fake = self.d(real, **condition), self.d(fake, **condition)
         self.observe_reals(d_real, ctx)
         loss = self.loss.discriminator_loss(d_real, d_fake)
-        logs = self.d_logs(loss, d_real, d_fake)
+        logs = self.d_logs(loss, d_real, d_fake, ctx.logging)
         return self.add_regularizer(loss, logs, real, fake, ctx, **condition), logs
 
-    def d_logs(self, loss: Tensor, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
+    def d_logs(self, loss: Tensor, d_real: Tensor, d_fake: Tensor, logging: bool = True) -> dict[str, Tensor]:
         """``loss_d``, the discriminator's mean score of the real and the fake batch, and ADA's ``p`` and ``r_t``
-        (with ``augment=ada``)."""
+        (with ``augment=ada``); only ``loss_d`` on an iteration that does not log (``StepContext.logging``)."""
+        if not logging:
+            return {"loss_d": loss}
         return {"loss_d": loss, "D(x)": self.loss.score(d_real).mean(), "D(G(z))": self.loss.score(d_fake).mean(),
                 **self.augment.logs()}
 

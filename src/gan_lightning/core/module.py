@@ -22,6 +22,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
+from pytorch_lightning.utilities.model_helpers import is_overridden
 import torch
 from torch import Tensor, nn
 
@@ -31,6 +34,24 @@ from .family import GANFamily, Phase, StepContext, StepResult
 UNBOUNDED_STEPS = 2**62
 """The ``max_steps`` to give the Trainer: the module stops it at ``max_iterations``, but Lightning restores a
 data loader's position in an unfinished epoch only when it sees iteration-based training (``max_steps != -1``)."""
+
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+"""The hooks Lightning calls around each backward and optimizer step: where no callback (and no subclass) uses
+them, the module takes its steps directly (see ``GANModule.direct_steps``)."""
+
+MAX_PENDING_LOSSES = 1024
+"""Losses kept for the finiteness check before it runs anyway (when logging is rare)."""
+
+
+class _Player:
+    """What a player's steps need, looked up once per fit: its optimizer (Lightning's wrapper and the torch one)
+    and the parameters of the other players' optimizers, which its steps hold frozen."""
+
+    def __init__(self, name: str, lightning_optimizer, others: list[Tensor]):
+        self.name = name
+        self.lightning = lightning_optimizer
+        self.optimizer = lightning_optimizer.optimizer
+        self.others = others
 
 
 class GANModule(pl.LightningModule):
@@ -45,9 +66,11 @@ class GANModule(pl.LightningModule):
         ema_warmup: use ``min(decay, (1 + i) / (10 + i))`` at iteration ``i`` so early averages forget the init.
         grad_clip: clip each player's gradient norm to this value (after unscaling under 16-mixed); ``None``: off.
         log_every_n_iterations: how often losses, D outputs, gradient norms and learning rates are logged.
-        stop_on_nonfinite: stop with ``TrainingDiverged`` when a loss is NaN or infinite, before its step is
-            taken (so weights and checkpoints stay good). Under 16-mixed the GradScaler handles such steps itself
-            (it skips them and lowers its scale), so the check is left to it there.
+        stop_on_nonfinite: stop with ``TrainingDiverged`` when a loss is NaN or infinite. The losses are checked
+            without a host sync per step: together, on the logging iterations and before every checkpoint is
+            written (``check_finite``), so no checkpoint holds weights a non-finite loss reached. Under 16-mixed
+            the GradScaler handles such steps itself (it skips them and lowers its scale), so the check is left to
+            it there.
         compile: ``torch.compile`` the training networks (generator, discriminator and any other network the
             family trains) in place: ``True`` for the default mode or a mode name (``"reduce-overhead"`` adds CUDA
             graphs). Parameter names, and so checkpoints, are those of the uncompiled networks.
@@ -96,6 +119,14 @@ class GANModule(pl.LightningModule):
         self._optimizer_index: dict[str, int] = {}  # player -> index in self.optimizers()
         self._grad_norms: dict[str, Tensor] = {}
         self._logs: dict[str, Tensor] = {}  # this iteration's values to log
+        self.progress_values: dict[str, float] = {}  # the last logged values of family.log_keys (progress bar)
+        self._pending: list[tuple[str, int, Tensor]] = []  # (player, iteration, loss) not yet checked finite
+        self._ctx = StepContext(iteration=0)  # reused by every batch's phases
+        self._batch_phases = [p for p in self.phases if p.per == "batch"]  # the phases of a batch before the last
+        self._players: dict[str, _Player] = {}  # looked up at the start of each fit (on_train_start)
+        self._ema_tensors: tuple[list[Tensor], ...] | None = None
+        self._sched_list: list = []
+        self.direct_steps = False  # steps without Lightning's per-step hooks (on_train_start decides)
         self._rng_restored = False
         self.rollbacks = 0  # times training went back to the last checkpoint after diverging
 
@@ -154,18 +185,57 @@ class GANModule(pl.LightningModule):
         return batch
 
     # --- the schedule ----------------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # Looked up once per fit (a rollback builds a new Trainer, with new optimizer wrappers), after the move to
+        # the device and the checkpoint's restore.
+        optimizers = self.optimizers(use_pl_optimizer=True)
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        params = {player: [p for g in optimizers[i].param_groups for p in g["params"]]
+                  for player, i in self._optimizer_index.items()}
+        self._players = {}
+        for player, own in params.items():
+            mine = {id(p) for p in own}
+            others = {id(p): p for other, ps in params.items() if other != player for p in ps if id(p) not in mine}
+            self._players[player] = _Player(player, optimizers[self._optimizer_index[player]], list(others.values()))
+        self._sched_list = self._schedulers()
+        self._ema_tensors = None
+        self.direct_steps = self._can_step_directly()
+
+    def _can_step_directly(self) -> bool:
+        """Whether the steps may skip Lightning's per-step machinery (``manual_backward`` and the optimizer
+        wrapper): their only work beyond ``loss.backward()`` and ``optimizer.step()`` is calling ``STEP_HOOKS``,
+        which nothing here uses, and the GradScaler, which is not there. So: 32-bit or bf16 precision, one device
+        or plain DDP, and no callback or subclass overriding those hooks or ``backward``. The steps are then the
+        same, with the step counts Lightning keeps (``global_step``)."""
+        trainer = self.trainer
+        precision, strategy = trainer.precision_plugin, trainer.strategy
+        if type(precision) not in (Precision, MixedPrecision) or getattr(precision, "scaler", None) is not None:
+            return False
+        if not (type(strategy) is SingleDeviceStrategy
+                or (type(strategy) is DDPStrategy and getattr(strategy, "_model_averager", None) is None)):
+            return False
+        if is_overridden("backward", self, pl.LightningModule):
+            return False
+        own = {"on_before_optimizer_step": GANModule}  # the module's own hook is called directly
+        for hook in STEP_HOOKS:
+            if is_overridden(hook, self, own.get(hook, pl.LightningModule)):
+                return False
+            if any(is_overridden(hook, cb, pl.Callback) for cb in trainer.callbacks):
+                return False
+        return True
+
     def training_step(self, batch, batch_idx: int) -> None:
         batch = self._format(batch)
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        last = self._batch_in_iteration == self.n_critic - 1
         if self._batch_in_iteration == 0:
             self._logs = {}
-        last = self._batch_in_iteration == self.n_critic - 1
-        ctx = StepContext(iteration=self.iteration, scaler=scaler, batch_in_iteration=self._batch_in_iteration,
-                          n_critic=self.n_critic)
         logging = self._logging_now(upcoming=True)
-        for phase in self.phases:
-            if phase.per == "iteration" and not last:
-                continue
+        ctx = self._ctx
+        ctx.iteration, ctx.batch_in_iteration, ctx.n_critic = self.iteration, self._batch_in_iteration, self.n_critic
+        ctx.scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        ctx.logging, ctx.phase = logging, None
+        ctx.scratch.clear()
+        for phase in self.phases if last else self._batch_phases:
             if phase.interval > 1 and ctx.occasion(phase) % phase.interval:
                 continue
             ctx.phase = phase
@@ -174,6 +244,7 @@ class GANModule(pl.LightningModule):
             result = self._optimize(phase, batch, ctx)
             if logging:  # (later phases' values of the same name win: the iteration's last D step, as before)
                 self._logs.update({k: v.detach() if isinstance(v, Tensor) else v for k, v in result.logs.items()})
+        ctx.scratch.clear()
         if not last:
             self._batch_in_iteration += 1
             return
@@ -181,7 +252,7 @@ class GANModule(pl.LightningModule):
         self.iteration += 1
         self._average_buffers_across_ranks()
         self._update_ema()
-        for sched in self._schedulers():
+        for sched in self._sched_list:
             sched.step()
         if self._logging_now():
             self._log_iteration()
@@ -189,35 +260,95 @@ class GANModule(pl.LightningModule):
             self.trainer.should_stop = True
 
     def _optimize(self, phase: Phase, batch, ctx: StepContext) -> StepResult:
+        player = self._players.get(phase.player)
+        if player is None or not self.direct_steps:
+            return self._optimize_through_lightning(phase, batch, ctx)
+        frozen = [p for p in player.others if p.requires_grad]  # what toggle_optimizer does, without its hooks
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            result = getattr(self.family, phase.step)(batch, ctx)
+            if result.loss is None:
+                return result
+            self._watch(phase.player, result.loss, ctx)
+            optimizer, strategy = player.optimizer, self.trainer.strategy
+            optimizer.zero_grad(set_to_none=True)
+            strategy.pre_backward(result.loss)  # (DDP prepares its reducer here)
+            result.loss.backward()
+            strategy.post_backward(result.loss)
+            player.lightning._on_before_step()  # Lightning's step count (global_step)
+            self._before_step(phase.player, optimizer)
+            optimizer.step()
+            player.lightning._on_after_step()
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        self.family.after_step(phase)
+        return result
+
+    def _optimize_through_lightning(self, phase: Phase, batch, ctx: StepContext) -> StepResult:
         optimizer = self._optimizer(phase.player)
         with self.toggled_optimizer(optimizer):
             result = getattr(self.family, phase.step)(batch, ctx)
             if result.loss is None:
                 return result
-            if self.stop_on_nonfinite and ctx.scaler is None:
-                self._check_finite(phase.player, result.loss)
+            self._watch(phase.player, result.loss, ctx)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(result.loss)
             optimizer.step()
         self.family.after_step(phase)
         return result
 
-    def _check_finite(self, player: str, loss: Tensor) -> None:
-        # The decision is shared by all ranks, so that under DDP they stop together instead of deadlocking.
-        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss.detach())), all=True)
-        if not finite:
-            raise TrainingDiverged(
-                f"training diverged: the {player} loss is {loss.item()} at iteration {self.iteration + 1}; "
-                "the weights and checkpoints from before this step are untouched: resume from the last checkpoint "
-                "with a lower learning rate (optim.*.lr), gradient clipping (module.grad_clip) or another loss"
-            )
+    # --- divergence ------------------------------------------------------------------------------------------
+    def _watch(self, player: str, loss: Tensor, ctx: StepContext) -> None:
+        """Keep ``loss`` for the next finiteness check (no host sync here)."""
+        if not self.stop_on_nonfinite or ctx.scaler is not None:
+            return
+        self._pending.append((player, self.iteration + 1, loss.detach()))
+        if len(self._pending) >= MAX_PENDING_LOSSES:
+            self.check_finite()
 
+    def check_finite(self) -> None:
+        """Raise ``TrainingDiverged`` if a loss since the last check was NaN or infinite: one host sync for all of
+        them. Called on the logging iterations, before every checkpoint is written and at the end of training,
+        on every rank at once (under DDP the ranks decide together, so that they stop together)."""
+        pending, self._pending = self._pending, []
+        bad = None
+        if pending:
+            finite = torch.isfinite(torch.stack([loss.float().reshape(()) for _, _, loss in pending]))
+            if not bool(finite.all()):
+                bad = pending[int((~finite).nonzero()[0])]
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            if trainer.strategy.reduce_boolean_decision(bad is None, all=True):
+                return
+        elif bad is None:
+            return
+        where = (f"the {bad[0]} loss is {bad[2].item()} at iteration {bad[1]}" if bad is not None
+                 else "a loss on another process is not finite")
+        raise TrainingDiverged(
+            f"training diverged: {where}; the checkpoints from before it are untouched: resume from the last "
+            "checkpoint with a lower learning rate (optim.*.lr), gradient clipping (module.grad_clip) or another loss"
+        )
+
+    def on_train_end(self) -> None:
+        self.check_finite()
+        self._players, self._ema_tensors = {}, None  # (they hold the Trainer's optimizer wrappers and tensors)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # What on_train_start looks up is the fit's own (a spawned DDP process or a copy looks it up again).
+        return {**super().__getstate__(), "_players": {}, "_ema_tensors": None, "_pending": []}
+
+    # --- gradient norms --------------------------------------------------------------------------------------
     def on_before_optimizer_step(self, optimizer) -> None:
         # Called by Lightning inside optimizer.step(), after the GradScaler has unscaled the gradients, so the
         # norm and the clipping see true gradient values under 16-mixed too.
+        self._before_step(self._player_of.get(id(optimizer)), optimizer)
+
+    def _before_step(self, player: str | None, optimizer) -> None:
+        """The player's gradient norm on logging iterations, and its clipping (``grad_clip``)."""
         if self.grad_clip is None and not self._logging_now(upcoming=True):
             return
-        player = self._player_of.get(id(optimizer))
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
@@ -230,23 +361,26 @@ class GANModule(pl.LightningModule):
         return (self.iteration + int(upcoming)) % self.log_every_n_iterations == 0
 
     def _log_iteration(self) -> None:
+        self.check_finite()
         values: dict[str, Tensor | float] = dict(self._logs)
         for player, norm in self._grad_norms.items():
             values[f"grad_norm_{player[0]}"] = norm
+        tensors = [k for k, v in values.items() if isinstance(v, Tensor)]
+        if tensors:  # one host sync for all of them
+            floats = torch.stack([values[k].detach().float().reshape(()).to(self.device) for k in tensors]).tolist()
+            values.update(zip(tensors, floats))
         for player in self.family.players:  # lr_g, lr_d; further parameter groups as lr_g1, lr_g2, ...
             for i, group in enumerate(self._optimizer(player).param_groups):
                 values[f"lr_{player[0]}{i or ''}"] = group["lr"]
         values["iteration"] = float(self.iteration)
-        # Straight to the loggers, with the iteration as the step: self.log would re-send these values on every
-        # batch until the next call, and count steps in batches.
+        # Straight to the loggers, with the iteration as the step (self.log would re-send these values on every
+        # batch until the next call, and count steps in batches), and to the progress bar (GANProgressBar).
         if self.trainer.is_global_zero:
             metrics = {f"train/{k}": float(v) for k, v in values.items()}
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=self.iteration)
                 logger.save()
-        shown = {k: values[k] for k in self.family.log_keys if k in values}
-        if shown:
-            self.log_dict(shown, prog_bar=True, logger=False)
+        self.progress_values = {k: float(values[k]) for k in self.family.log_keys if k in values}
 
     def _schedulers(self) -> list:
         scheds = self.lr_schedulers()
@@ -274,11 +408,13 @@ class GANModule(pl.LightningModule):
         beta = self.ema_decay
         if self.ema_warmup:
             beta = min(beta, (1 + self.iteration) / (10 + self.iteration))
-        ema_params = list(self.generator_ema.parameters())
-        params = [p.detach() for p in self.family.generator.parameters()]
+        if self._ema_tensors is None:  # (listed once per fit: after the move to the device, buffers are new tensors)
+            g, ema = self.family.generator, self.generator_ema
+            self._ema_tensors = (list(ema.parameters()), list(g.parameters()), list(ema.buffers()), list(g.buffers()))
+        ema_params, params, ema_buffers, buffers = self._ema_tensors
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.family.generator.buffers()):
-            b_ema.copy_(b)
+        if buffers:
+            torch._foreach_copy_(ema_buffers, buffers)
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -320,6 +456,7 @@ class GANModule(pl.LightningModule):
         return {f"family.{name}": list(self.all_gather(buf).cpu().unbind(0)) for name, buf in own.items()}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.check_finite()  # no checkpoint of weights that a non-finite loss reached
         checkpoint["gan_lightning"] = {
             "iteration": self.iteration,
             "d_steps": self._batch_in_iteration,  # batches of the iteration in progress (the name predates phases)
@@ -331,6 +468,7 @@ class GANModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("gan_lightning", {})
+        self._pending = []  # (back from a divergence: its losses are not this run's)
         self.iteration = int(state.get("iteration", 0))
         self._batch_in_iteration = int(state.get("d_steps", 0))
         rng = state.get("rng", {})

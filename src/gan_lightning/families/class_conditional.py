@@ -230,7 +230,9 @@ class ACGAN(ConditionalFamily):
         cls_loss = F.cross_entropy(cls_real.float(), y)
         if self.classify_fakes:
             cls_loss = cls_loss + F.cross_entropy(cls_fake.float(), y)
-        logs = {**self.d_logs(loss, d_real, d_fake), "loss_cls_d": cls_loss, "acc_real": self._accuracy(cls_real, y)}
+        logs = {**self.d_logs(loss, d_real, d_fake, ctx.logging), "loss_cls_d": cls_loss}
+        if ctx.logging:
+            logs["acc_real"] = self._accuracy(cls_real, y)
         total = self.add_regularizer(loss + self.aux_weight * cls_loss, logs, real, fake, ctx)
         return StepResult(total, logs)
 

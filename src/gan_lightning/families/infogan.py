@@ -126,7 +126,7 @@ class InfoGAN(GANFamily):
         self.observe_reals(d_real, ctx)
         loss = self.loss.discriminator_loss(d_real, d_fake)
         info, _ = self.info_loss(h_fake, inputs)
-        logs = {**self.d_logs(loss, d_real, d_fake), "loss_info_d": info}
+        logs = {**self.d_logs(loss, d_real, d_fake, ctx.logging), "loss_info_d": info}
         return StepResult(self.add_regularizer(loss + self.info_weight * info, logs, real, fake, ctx), logs)
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:

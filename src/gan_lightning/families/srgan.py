@@ -120,7 +120,7 @@ class SuperResolution(GANFamily):
             return StepResult(*self.adversarial_d_step(real, fake, ctx))
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
         loss = self.loss.discriminator_loss(self._relative(d_real, d_fake), self._relative(d_fake, d_real))
-        logs = self.d_logs(loss, d_real, d_fake)
+        logs = self.d_logs(loss, d_real, d_fake, ctx.logging)
         return StepResult(self.add_regularizer(loss, logs, real, fake, ctx), logs)
 
     def generator_step(self, batch: Batch, ctx: StepContext) -> StepResult:

@@ -33,6 +33,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
     environ = dict(os.environ)
     output_dir = Path(cfg.paths.output_dir)
     try:
+        _plain_cuda_check_without_a_driver()
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule: GANDataModule = instantiate_or_user_error(cfg.data)
         module = build_module(cfg, datamodule)
@@ -49,6 +50,19 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         _finish_wandb()
         os.environ.clear()
         os.environ.update(environ)
+
+
+def _plain_cuda_check_without_a_driver() -> None:
+    """Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``, so that looking for CUDA does not initialise it before
+    DataLoader workers fork. Without an NVIDIA driver NVML never answers, torch does not keep the failure, and every
+    ``torch.cuda.is_available()`` loads NVML again: about 60 microseconds, and torch's Adam asks once a step (two
+    or more an iteration). Where NVML is missing there is no CUDA to initialise, so the plain check is safe, and it
+    takes about a microsecond. (Restored with the rest of the environment when the run ends.)"""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
+        return
+    count_nvml = getattr(torch.cuda, "_device_count_nvml", None)
+    if count_nvml is not None and count_nvml() < 0:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
 def _fit(cfg: DictConfig, module: GANModule, datamodule: GANDataModule, loggers: list, callbacks: list,
