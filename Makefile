@@ -7,7 +7,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
 EXPERIMENT ?= fashion_mnist/best
 
-.PHONY: install data train test test-fast bench bench-data report clean
+.PHONY: install data train test test-fast bench bench-overhead bench-data report clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: $(STAMP) data
 	$(PY) benchmarks/bench_step.py $(ARGS)
 	$(PY) benchmarks/bench_step.py --variants $(ARGS)
 	$(PY) benchmarks/bench_step.py $(ARGS) --models
+
+# The training step's fixed cost against the plain loop (docs/benchmarks.md): the ring MLP and DCGAN, the breakdown.
+bench-overhead: $(STAMP) data
+	$(PY) benchmarks/bench_overhead.py $(ARGS)
 
 # Loading users' images (docs/benchmarks.md): the image sets (made once, in SETS), the loaders before per-example
 # reading (a worktree of 320ace0 in OLD), then every loader; a part again: `make bench-data ARGS="--only zip/5k"`.
