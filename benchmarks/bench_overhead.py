@@ -199,7 +199,7 @@ AREAS = [
     ("progress bar (Rich)", lambda f: "/rich/" in f or "progress/rich" in f or "callbacks/progress.py" in f),
     ("logging", lambda f: "_log_iteration" in f or "logger_connector" in f or "/loggers/" in f),
     ("EMA", lambda f: "_update_ema" in f),
-    ("finiteness check", lambda f: "_check_finite" in f),
+    ("finiteness check", lambda f: "check_finite" in f or f.endswith(":_watch")),
     ("gradient norms", lambda f: "on_before_optimizer_step" in f or "clip_grad" in f),
     ("data path", lambda f: "gan_lightning/data/" in f or "fetchers.py" in f or "combined_loader" in f
      or "torch/utils/data" in f),

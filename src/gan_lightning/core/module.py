@@ -47,8 +47,7 @@ class _Player:
     """What a player's steps need, looked up once per fit: its optimizer (Lightning's wrapper and the torch one)
     and the parameters of the other players' optimizers, which its steps hold frozen."""
 
-    def __init__(self, name: str, lightning_optimizer, others: list[Tensor]):
-        self.name = name
+    def __init__(self, lightning_optimizer, others: list[Tensor]):
         self.lightning = lightning_optimizer
         self.optimizer = lightning_optimizer.optimizer
         self.others = others
@@ -121,7 +120,7 @@ class GANModule(pl.LightningModule):
         self._logs: dict[str, Tensor] = {}  # this iteration's values to log
         self.progress_values: dict[str, float] = {}  # the last logged values of family.log_keys (progress bar)
         self._pending: list[tuple[str, int, Tensor]] = []  # (player, iteration, loss) not yet checked finite
-        self._ctx = StepContext(iteration=0)  # reused by every batch's phases
+        self._ctx = StepContext(iteration=0, n_critic=self.n_critic)  # reused by every batch's phases
         self._batch_phases = [p for p in self.phases if p.per == "batch"]  # the phases of a batch before the last
         self._players: dict[str, _Player] = {}  # looked up at the start of each fit (on_train_start)
         self._ema_tensors: tuple[list[Tensor], ...] | None = None
@@ -196,7 +195,7 @@ class GANModule(pl.LightningModule):
         for player, own in params.items():
             mine = {id(p) for p in own}
             others = {id(p): p for other, ps in params.items() if other != player for p in ps if id(p) not in mine}
-            self._players[player] = _Player(player, optimizers[self._optimizer_index[player]], list(others.values()))
+            self._players[player] = _Player(optimizers[self._optimizer_index[player]], list(others.values()))
         self._sched_list = self._schedulers()
         self._ema_tensors = None
         self.direct_steps = self._can_step_directly()
@@ -231,7 +230,7 @@ class GANModule(pl.LightningModule):
             self._logs = {}
         logging = self._logging_now(upcoming=True)
         ctx = self._ctx
-        ctx.iteration, ctx.batch_in_iteration, ctx.n_critic = self.iteration, self._batch_in_iteration, self.n_critic
+        ctx.iteration, ctx.batch_in_iteration = self.iteration, self._batch_in_iteration
         ctx.scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         ctx.logging, ctx.phase = logging, None
         ctx.scratch.clear()
