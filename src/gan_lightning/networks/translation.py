@@ -3,8 +3,13 @@
 
 - ``UNet``: ``num_downs`` stride-2 4x4 convolutions (widths ``ngf * 2**i`` capped at ``8 * ngf``; no norm on the
   first and on the innermost one, whose map is 1x1, where a norm would fail or do nothing), the mirror-image
-  transposed convolutions with skip connections between layers ``i`` and ``n - i``, dropout (the paper's only noise)
-  after the ``dropout_layers`` up-convolutions that follow the innermost one, tanh out. An input whose sides are not
+  transposed convolutions with skip connections between layers ``i`` and ``n - i`` (each up-convolution but the
+  innermost reads ``cat(skip, up)``, the authors' order), dropout (the paper's only noise) after the
+  ``dropout_layers`` up-convolutions that follow the innermost one, tanh out. As in the authors' code, no
+  convolution has a bias under batch norm (a bias there is cancelled by the norm), even the outermost and innermost
+  down-convolutions that no norm follows; the output convolution has one. With the authors' settings (8
+  downsamplings, ngf 64, batch norm, 3 dropout layers) the parameters are theirs (54,413,955) and their weights load
+  by a rename (``import_weights.py kind=pix2pix``). An input whose sides are not
   multiples of ``2**num_downs`` is padded (with -1, the background, or by reflection) and the output cropped back:
   28 px Fashion-MNIST runs as 32 px with ``num_downs=5``. Dropout is a training-time noise here: in eval mode the
   outputs are deterministic (the authors' code keeps it on at test time unless ``--eval``).
@@ -49,14 +54,14 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     return net
 
 
-def _up(cin: int, cout: int, how: str) -> nn.Module:
+def _up(cin: int, cout: int, how: str, bias: bool = True) -> nn.Module:
     """x2 upsampling: a 4x4 transposed convolution (the paper's) or nearest resize + 3x3 convolution (no
     checkerboard artefacts)."""
     if how not in UPSAMPLING:
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}; got {how!r}")
     if how == "transpose":
-        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1))
+        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=bias))
 
 
 class UNet(nn.Module):
@@ -73,11 +78,12 @@ class UNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.num_downs, self.pad = num_downs, pad
         widths = [ngf * min(2**i, 8) for i in range(num_downs)]
+        bias = norm != "batch"  # the authors' use_bias: no bias under batch norm
         self.downs = nn.ModuleList()
         for i, w in enumerate(widths):
             cin = in_channels if i == 0 else widths[i - 1]
             layers = [] if i == 0 else [nn.LeakyReLU(0.2)]
-            layers.append(nn.Conv2d(cin, w, 4, stride=2, padding=1, bias=norm != "batch" or i in (0, num_downs - 1)))
+            layers.append(nn.Conv2d(cin, w, 4, stride=2, padding=1, bias=bias))
             if 0 < i < num_downs - 1:
                 layers.append(norm_layer(norm, w))
             self.downs.append(nn.Sequential(*layers))
@@ -86,7 +92,7 @@ class UNet(nn.Module):
             i = num_downs - 1 - j  # the down layer it mirrors
             cin = widths[i] if j == 0 else 2 * widths[i]
             last = i == 0
-            layers = [nn.ReLU(), _up(cin, out_channels if last else widths[i - 1], upsample)]
+            layers = [nn.ReLU(), _up(cin, out_channels if last else widths[i - 1], upsample, bias=bias or last)]
             if last:
                 layers.append(nn.Tanh())
             else:
@@ -109,7 +115,7 @@ class UNet(nn.Module):
             skips.append(x)
         skips.pop()  # the innermost output feeds the first up-convolution directly
         for j, up in enumerate(self.ups):
-            x = up(x if j == 0 else torch.cat([x, skips.pop().to(x.dtype)], 1))
+            x = up(x if j == 0 else torch.cat([skips.pop().to(x.dtype), x], 1))
         if ph or pw:
             x = x[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
         return x
