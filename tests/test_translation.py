@@ -274,7 +274,8 @@ def test_pix2pix_learns_edges_to_clothing_and_logs_paired_metrics_against_test_t
     blank = paired_metrics(torch.full_like(held["b"], -1.0), held["b"])  # the background alone
     assert last["metrics/psnr"] > blank["psnr"] + 2 and last["metrics/l1"] < 0.7 * blank["l1"], last
     assert last["metrics/class_kept"] > 0.3, last  # chance: 0.1
-    assert {"metrics/fid_domain", "metrics/ssim"} <= set(last)
+    # (every class is in the targets: class coverage means something here, unlike in a one-class translation)
+    assert {"metrics/fid_domain", "metrics/ssim", "metrics/classes_covered"} <= set(last)
     ckpt = read_checkpoint(trained_pix2pix["last_checkpoint"])
     assert any(k.startswith("family.discriminator.") for k in ckpt["state_dict"])
 
@@ -294,6 +295,7 @@ def test_cyclegan_cycles_close_and_its_metrics_are_logged_both_ways(trained_cycl
     assert m["target_share_ab"] > m["baseline_target_share_ab"], m
     assert m["cycle_l1_a"] < 0.2 and m["cycle_l1_a_quantised"] >= m["cycle_l1_a"] - 1e-3, m
     assert {"fid_domain", "fid_domain_ba"} <= set(m)
+    assert not {"classes_covered", "class_kl", "classes_covered_ba"} & set(m), m  # one-class references
     ckpt = read_checkpoint(trained_cyclegan["last_checkpoint"])
     assert int(ckpt["state_dict"]["family.pool_a.count"]) == 50  # the pools travel in checkpoints
 

@@ -27,6 +27,9 @@ class GANDataModule(pl.LightningDataModule):
     num_classes: int | None = None
     class_names: list[str] | None = None
     bounded: bool = True  # samples lie in [-1, 1]
+    # The metrics' reference images are one class (a translation's target domain): class coverage compares the
+    # samples' class histogram with the reference's, which means nothing there, so it is not scored.
+    one_class_reference: bool = False
 
     def __init__(self, batch_size: int, seed: int) -> None:
         super().__init__()

@@ -241,6 +241,7 @@ class FashionDomainsDataModule(TorchvisionDataModule):
     """
 
     foreground_threshold = 25
+    one_class_reference = True  # the reference is domain b: one class
     _groups = [["a", "y_a"], ["b", "y_b"]]
 
     def __init__(self, name: str = "fashion_mnist", a: str | int = "Sandal", b: str | int = "Sneaker",

@@ -103,7 +103,10 @@ def build_evaluator(datamodule, options: MetricOptions | None = None,
         for space, ref in zip(spaces, references)
     }
     protocol["settings"] = settings(kid_subsets)
-    return Evaluator(spaces, references, kid_subsets=kid_subsets), protocol
+    coverage = not getattr(datamodule, "one_class_reference", False)
+    if not coverage:
+        protocol["settings"]["class_coverage"] = "not scored: the reference images are one class"
+    return Evaluator(spaces, references, kid_subsets=kid_subsets, class_coverage=coverage), protocol
 
 
 @torch.no_grad()

@@ -104,14 +104,14 @@ def class_coverage(fake_logits: Tensor, ref_counts: Tensor, share: float = COVER
 
 
 def score_space(space: FeatureSpace, ref: Reference, fake: Tensor, logits: Tensor,
-                kid_subsets: int = KID_SUBSETS) -> dict[str, float]:
+                kid_subsets: int = KID_SUBSETS, class_coverage_applies: bool = True) -> dict[str, float]:
     s = space.suffix
     out = {f"fid{s}": fid(fake, ref)}
     out[f"kid{s}"], out[f"kid{s}_std"] = kid(fake, ref.features, subsets=kid_subsets)
     out[f"is{s}"], out[f"is{s}_std"] = inception_score(logits)
     # Equal sizes, as in Kynkaanniemi et al.: the first M reference images (a random subset already) against M.
     out[f"precision{s}"], out[f"recall{s}"] = precision_recall(fake, ref.features[: len(fake)])
-    if space.classes and ref.class_counts is not None:
+    if class_coverage_applies and space.classes and ref.class_counts is not None:
         out.update(class_coverage(logits, ref.class_counts))
     return out
 
@@ -120,12 +120,14 @@ class Evaluator:
     """Collects generated samples (``update``, per process) and scores them (``compute``, on every process).
 
     Image data: ``spaces`` with one ``Reference`` each; ``update`` takes uint8 N×C×H×W. 2-D data: ``score_fn``
-    (the datamodule's ``score``); ``update`` takes float N×2 points.
+    (the datamodule's ``score``); ``update`` takes float N×2 points. ``class_coverage=False`` where the reference
+    is one class (a translation's target domain): coverage of its one class says nothing.
     """
 
     def __init__(self, spaces: list[FeatureSpace] | None = None, references: list[Reference] | None = None,
-                 score_fn: Callable[[Tensor], dict] | None = None, kid_subsets: int = KID_SUBSETS):
-        self.kid_subsets = kid_subsets
+                 score_fn: Callable[[Tensor], dict] | None = None, kid_subsets: int = KID_SUBSETS,
+                 class_coverage: bool = True):
+        self.kid_subsets, self.class_coverage = kid_subsets, class_coverage
         self.spaces = list(spaces or [])
         self.references = list(references or [])
         self.score_fn = score_fn
@@ -162,7 +164,7 @@ class Evaluator:
         out: dict[str, float] = {}
         for space, ref in zip(self.spaces, self.references):
             out.update(score_space(space, ref, gathered[f"{space.name}_features"], gathered[f"{space.name}_logits"],
-                                   kid_subsets=self.kid_subsets))
+                                   kid_subsets=self.kid_subsets, class_coverage_applies=self.class_coverage))
         return out
 
 
