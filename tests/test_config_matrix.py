@@ -178,10 +178,10 @@ TINY_MODEL = {
     "model.generator.ngf": 8, "model.discriminator.ndf": 8, "model.generator.hidden": [32, 32],
     "model.discriminator.hidden": [32, 32], "model.generator.w_dim": 16, "model.generator.channel_base": 512,
     "model.generator.channel_max": 8, "model.discriminator.channel_base": 512, "model.discriminator.channel_max": 8,
-    "model.generator.width": 8, "model.generator.blocks": 1,
+    "model.generator.width": 8, "model.generator.blocks": 1, "model.content.kind": "none",
 }
 """Smaller networks (where a config has the key): the matrix builds each module a few times, the smoke runs train."""
-TINY_DATA = {"data.subset": 256, "data.n_samples": 1024, "data.batch_size": 8, "data.load_size": 16, "data.crop": 16}
+TINY_DATA = {"data.subset": 256, "data.n_samples": 1024, "data.batch_size": 4, "data.load_size": 16, "data.crop": 16}
 TINY_METRICS = {"metrics.n_samples": 64, "metrics.n_reference": 64, "metrics.kid_subsets": 2, "metrics.batch_size": 64}
 
 

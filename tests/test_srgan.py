@@ -339,3 +339,27 @@ def test_srgan_trains_from_an_image_folder(tmp_path):
     assert "metrics/class_kept" not in last
     with Image.open(tmp_path / "run" / "samples" / "iter_0000004.png") as grid:
         assert grid.mode in ("RGB", "RGBA")
+
+
+def test_each_stage_can_have_its_own_reconstruction_terms_as_the_paper_trains_them(fmnist_root, tmp_path):
+    from gan_lightning.core.family import StepContext
+
+    weights = _vgg_file(tmp_path / "vgg19.pth", 9)
+    dm = FashionSRDataModule(root=str(fmnist_root), scale=4, subset=64)
+    content = {"kind": "vgg19", "weights": str(weights), "layer": "relu2_2"}
+    batch = {"lr": torch.rand(4, 1, 7, 7) * 2 - 1, "hr": torch.rand(4, 1, 28, 28) * 2 - 1}
+    ctx = StepContext(iteration=5)
+    torch.manual_seed(0)
+    shared = _family(dm, content=content, content_weight=0.5, warmup=2)
+    torch.manual_seed(0)
+    paper = _family(dm, content=content, content_weight=0.5, warmup=2, warmup_content_weight=0, gan_pixel_weight=0)
+    both = shared.pixel_step(batch, ctx)
+    assert set(both.logs) == {"pixel", "content"}
+    assert torch.allclose(both.loss, both.logs["pixel"] + 0.5 * both.logs["content"])
+    stage1 = paper.pixel_step(batch, ctx)  # MSE/L1 alone: the content network is not even run
+    assert "content" not in stage1.logs and torch.allclose(stage1.loss, stage1.logs["pixel"])
+    stage2 = paper.generator_step(batch, ctx)  # content + adversarial alone; the pixel loss is only logged
+    assert torch.allclose(stage2.loss, 0.5 * stage2.logs["content"] + 1e-3 * stage2.logs["loss_g"])
+    assert stage2.logs["pixel"] > 0
+    with pytest.raises(ValueError, match="must be >= 0"):
+        _family(dm, gan_pixel_weight=-1)

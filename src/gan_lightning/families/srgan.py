@@ -8,6 +8,9 @@ non-saturating loss by default).
 Phases: ``pixel`` (the generator alone on the pixel loss: SRResNet, stage 1) for the first ``warmup`` iterations,
 then ``D`` and ``G`` (stage 2, the generator starting from stage 1's weights); no discriminator step is taken
 during the warm-up. ``adversarial_weight=0`` is SRResNet itself: the pixel phase only, no discriminator at all.
+The reconstruction terms are the same in both stages unless ``warmup_content_weight`` (stage 1's content weight)
+or ``gan_pixel_weight`` (stage 2's pixel weight) say otherwise: the paper trains SRResNet on MSE alone, then SRGAN
+on VGG54 + adversarial alone (``warmup_content_weight=0 gan_pixel_weight=0``, ``experiment=srgan/paper``).
 ``relativistic=true`` uses the relativistic average discriminator of ESRGAN (Wang et al. 2018) with any of the
 package's losses: each side's logits are taken relative to the other side's mean, and the generator's loss is the
 discriminator's with real and fake swapped.
@@ -54,6 +57,8 @@ class SuperResolution(GANFamily):
         content_weight: float = 1.0,
         warmup: int = 0,
         relativistic: bool = False,
+        warmup_content_weight: float | None = None,
+        gan_pixel_weight: float | None = None,
     ):
         super().__init__(loss, spec)
         if spec.source is None or len(spec.shapes[spec.source]) != 3:
@@ -71,6 +76,14 @@ class SuperResolution(GANFamily):
         self.pixel_loss, self.pixel_weight = pixel_loss, float(pixel_weight)
         self.adversarial_weight, self.warmup, self.relativistic = float(adversarial_weight), int(warmup), relativistic
         self.content_weight = float(content_weight)
+        # (pixel, content) weights of each stage; a None weight is the one both stages share
+        self.stage_weights = {
+            "pixel": (self.pixel_weight, self.content_weight if warmup_content_weight is None
+                      else float(warmup_content_weight)),
+            "gan": (self.pixel_weight if gan_pixel_weight is None else float(gan_pixel_weight), self.content_weight),
+        }
+        if min(w for pair in self.stage_weights.values() for w in pair) < 0:
+            raise ValueError("model.warmup_content_weight and model.gan_pixel_weight must be >= 0")
         self.content = build_content(**(content or {}))
         log.info("super-resolution x%d: %s pixel loss%s%s", self.scale, pixel_loss,
                  f", content loss: {self.content.describe()}" if self.content is not None else ", no content loss",
@@ -96,17 +109,20 @@ class SuperResolution(GANFamily):
         return [self.generator] if player == "generator" else [self.discriminator]
 
     # --- losses ----------------------------------------------------------------------------------------------
-    def _reconstruction(self, fake: Tensor, hr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def _reconstruction(self, fake: Tensor, hr: Tensor, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
+        """The stage's weighted pixel + content loss; the pixel loss is logged even at weight 0, the content
+        network is not run at weight 0 (VGG costs more than the generator)."""
+        pixel_weight, content_weight = self.stage_weights[stage]
         pixel = PIXEL_LOSSES[self.pixel_loss](fake.float(), hr.float())
-        loss, logs = self.pixel_weight * pixel, {"pixel": pixel}
-        if self.content is not None:
+        loss, logs = pixel_weight * pixel, {"pixel": pixel}
+        if self.content is not None and content_weight > 0:
             content = self.content(fake, hr)
-            loss = loss + self.content_weight * content
+            loss = loss + content_weight * content
             logs["content"] = content
         return loss, logs
 
     def pixel_step(self, batch: Batch, ctx: StepContext) -> StepResult:
-        loss, logs = self._reconstruction(self.generator(batch["lr"]), batch["hr"])
+        loss, logs = self._reconstruction(self.generator(batch["lr"]), batch["hr"], "pixel")
         return StepResult(loss, logs)
 
     def _relative(self, a: Tensor, b: Tensor) -> Tensor:
@@ -133,7 +149,7 @@ class SuperResolution(GANFamily):
             adv = self.loss.discriminator_loss(self._relative(d_fake, d_real), self._relative(d_real, d_fake))
         else:
             adv = self.loss.generator_loss(d_fake)
-        loss, logs = self._reconstruction(fake, real)
+        loss, logs = self._reconstruction(fake, real, "gan")
         return StepResult(loss + self.adversarial_weight * adv, {"loss_g": adv, **logs})
 
     # --- sampling --------------------------------------------------------------------------------------------
