@@ -218,7 +218,7 @@ def test_a_few_iterations_on_fashion_mnist_change_both_players_with_finite_losse
     for prefix in ("family.generator.", "family.discriminator.", "generator_ema."):
         assert changed(before, after, prefix), prefix
     if conditional:
-        assert "family.generator.mapping.embed.weight" in after and "family.discriminator.embed.weight" in after
+        assert "family.generator.mapping.embed.weight" in after and "family.discriminator.mapping.embed.weight" in after
 
 
 def test_a_conditional_model_samples_labels_and_lays_out_one_row_per_class(make_cfg):

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..errors import UserError
+from ..importers import KINDS
 from .prepare_options import BAD_FILES, FORMATS, LAYOUTS, TRANSFORMS
 
 # Modules a config's `_target_` may name. A config (or a checkpoint carrying one) naming anything else, such as
@@ -112,6 +113,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     # upscale.py, translate.py
     ("tile", lambda v: is_int(v) and v > 0, "a positive integer"),
     ("overlap", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    # import_weights.py
+    ("kind", lambda v: v in KINDS, ", ".join(list(KINDS)[:-1]) + " or " + list(KINDS)[-1]),
+    ("src", lambda v: isinstance(v, str) and v != "", "a file path"),
+    # train.py init_from (a checkpoint whose networks start the run)
+    ("init_from", lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path or null"),
     # generate.py
     ("ckpt", lambda v: isinstance(v, str) and v != "", "a checkpoint path"),
     ("n", lambda v: is_int(v) and v > 0, "a positive integer"),

@@ -53,8 +53,9 @@ def precheck(argv: list[str], config_name: str) -> None:
 
 def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
     """The places the command will write, checked before it starts: train.py's run (or sweep) directory, the
-    ``out`` file of generate.py and evaluate.py, the ``out`` folder of upscale.py and translate.py, and
-    prepare_data.py's ``out``, which must not exist (with the checks between its options)."""
+    ``out`` file of generate.py and evaluate.py, the ``out`` folder of upscale.py and translate.py, and the ``out``
+    of import_weights.py and prepare_data.py, which must not exist (with the checks between prepare_data.py's
+    options)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -74,6 +75,10 @@ def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
         check_prepare(**{k: cfg[k] for k in ("input", "out", "resolution", "layout", "labels", "bad_files", "channels",
                                              "transform", "max_images", "any_resolution", "format", "num_workers")})
     elif cfg.get("out"):
+        if config_name == "import_weights":
+            from ..importers import check_new_output
+
+            check_new_output(cfg.out)  # (an import never overwrites)
         # upscale.py, translate.py and inpaint.py write folders of images
         check_output(cfg.out, "out", folder=config_name in ("upscale", "translate", "inpaint"))
 

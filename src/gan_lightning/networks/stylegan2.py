@@ -14,13 +14,15 @@
   ``1 / sqrt(sum (s w)^2 + 1e-8)`` scale its outputs (unit-variance outputs for unit-variance inputs).
 - Discriminator, 'resnet' architecture: fromRGB at the top resolution, residual blocks that halve the size (skip
   and body scaled by sqrt(1/2)), then minibatch standard deviation, a 3x3 convolution, a dense layer and the output
-  layer (a projection on a class embedding for a conditional model).
+  layer. A conditional discriminator projects its output on the label mapped as StyleGAN2-ADA maps it: a mapping
+  network without z (a label embedding, then ``mapping_layers`` layers at lr multiplier 0.01).
 - Resampling with the [1, 3, 3, 1] FIR filter (``upsample2d`` / ``downsample2d``), zero padding at the border, as
   the references do.
 
 Widths: ``channels(res) = min(channel_base // res, channel_max)``, or an explicit ``channels`` mapping
 ``{resolution: width}``. The references' custom CUDA ops (upfirdn2d, bias_act, the fused modulated convolution)
-are replaced by their plain torch equivalents; weights therefore do not load from the official pickles.
+are replaced by their plain torch equivalents. The parameters and buffers are StyleGAN2-ADA's under other names:
+``gan_lightning.importers.stylegan2_ada`` reads its network pickles into these networks.
 """
 
 from __future__ import annotations
@@ -135,41 +137,51 @@ class MappingNetwork(nn.Module):
     """z (and a class label) -> w, broadcast to the ``num_ws`` style inputs of the synthesis network.
 
     Tracks ``w_avg``, the running mean of w over training forwards (``w_avg_decay`` per forward, unless
-    ``update_w_avg=False``); ``psi`` truncates w towards it."""
+    ``update_w_avg=False``); ``psi`` truncates w towards it.
 
-    def __init__(self, latent_dim: int, w_dim: int, num_ws: int, layers: int = 8, num_classes: int | None = None,
-                 lr_mul: float = 0.01, w_avg_decay: float = 0.995):
+    StyleGAN2-ADA's ``MappingNetwork``, which its conditional discriminator reuses for the label alone:
+    ``latent_dim=0`` (no z), ``num_ws=None`` (one vector, not broadcast) and ``w_avg_decay=None`` (no ``w_avg``).
+    ``layers=0`` leaves the normalised input."""
+
+    def __init__(self, latent_dim: int, w_dim: int, num_ws: int | None, layers: int = 8,
+                 num_classes: int | None = None, lr_mul: float = 0.01, w_avg_decay: float | None = 0.995):
         super().__init__()
-        if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
-            raise ValueError(f"mapping_layers must be an integer >= 1 (the paper: 8; the small-image preset: 2); "
-                             f"got {layers!r}")
-        if not 0 <= w_avg_decay < 1:
+        if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
+            raise ValueError(f"mapping layers must be an integer >= 0; got {layers!r}")
+        if w_avg_decay is not None and not 0 <= w_avg_decay < 1:
             raise ValueError(f"w_avg_decay must be in [0, 1); got {w_avg_decay}")
-        self.num_ws, self.w_avg_decay, self.num_classes = num_ws, w_avg_decay, num_classes
+        if not latent_dim and not num_classes:
+            raise ValueError("a mapping network needs z (latent_dim > 0), a label (num_classes), or both")
+        self.latent_dim, self.num_ws, self.w_avg_decay, self.num_classes = latent_dim, num_ws, w_avg_decay, num_classes
         # A class label enters as a learned embedding (a dense layer on its one-hot code, as StyleGAN2-ADA).
         self.embed = EqualLinear(num_classes, w_dim) if num_classes else None
         widths = [latent_dim + (w_dim if num_classes else 0)] + [w_dim] * layers
         self.net = nn.Sequential(*(EqualLinear(a, b, lr_mul=lr_mul, activation=True)
                                    for a, b in zip(widths, widths[1:])))
-        self.register_buffer("w_avg", torch.zeros(w_dim))
+        if w_avg_decay is not None:
+            self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: Tensor, y: Tensor | None = None, psi: float | Tensor | None = None,
+    def forward(self, z: Tensor | None, y: Tensor | None = None, psi: float | Tensor | None = None,
                 update_w_avg: bool = True) -> Tensor:
-        """ws: (N, num_ws, w_dim). ``psi`` (a number or one per sample): truncation towards ``w_avg``."""
-        x = normalize_2nd_moment(z)
+        """ws: (N, num_ws, w_dim), or (N, w_dim) without ``num_ws``. ``psi`` (a number or one per sample):
+        truncation towards ``w_avg``."""
+        x = normalize_2nd_moment(z) if self.latent_dim else None
         if self.embed is not None:
             if y is None:
                 raise ValueError("this mapping network is class-conditional: pass the labels y")
-            c = self.embed(F.one_hot(y.long(), self.num_classes).to(x.dtype))
-            x = torch.cat([x, normalize_2nd_moment(c).to(x.dtype)], dim=1)
+            one_hot = F.one_hot(y.long(), self.num_classes).to(self.embed.weight.dtype if x is None else x.dtype)
+            c = normalize_2nd_moment(self.embed(one_hot))
+            x = c if x is None else torch.cat([x, c.to(x.dtype)], dim=1)
         w = self.net(x)
-        if self.training and update_w_avg:
+        if self.w_avg_decay is not None and self.training and update_w_avg:
             with torch.no_grad():
                 self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_decay))
         if psi is not None:
+            if self.w_avg_decay is None:
+                raise ValueError("psi: this mapping network tracks no mean w to truncate towards")
             psi = torch.as_tensor(psi, dtype=w.dtype, device=w.device).reshape(-1, 1)
             w = self.w_avg.to(w.dtype).lerp(w, psi)
-        return w.unsqueeze(1).repeat(1, self.num_ws, 1)
+        return w if self.num_ws is None else w.unsqueeze(1).repeat(1, self.num_ws, 1)
 
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, up: bool = False,
@@ -326,6 +338,9 @@ class Generator(nn.Module):
                  channel_max: int = 512, channels: Mapping | None = None, w_avg_decay: float = 0.995):
         super().__init__()
         resolution = check_resolution(resolution)
+        if not isinstance(mapping_layers, int) or isinstance(mapping_layers, bool) or mapping_layers < 1:
+            raise ValueError(f"mapping_layers must be an integer >= 1 (the paper: 8; the small-image preset: 2); "
+                             f"got {mapping_layers!r}")
         widths = channel_widths([2**i for i in range(2, int(math.log2(resolution)) + 1)], channel_base,
                                 channel_max, channels)
         self.latent_dim, self.resolution, self.w_dim = latent_dim, resolution, w_dim
@@ -388,17 +403,22 @@ class Discriminator(nn.Module):
     Args:
         resolution: input size, a power of two >= 8.
         img_channels: image channels.
-        num_classes: a class-conditional discriminator when set: the output is the projection of the last features
-            on a learned class embedding, ``<phi(x), embed(y)> / sqrt(dim)`` (StyleGAN2-ADA's).
+        num_classes: a class-conditional discriminator when set (StyleGAN2-ADA's): the output layer gives a vector
+            of the 4x4 width (``cmap_dim``), and the score is its projection on the mapped label,
+            ``<out(x), mapping(y)> / sqrt(cmap_dim)``.
         channel_base, channel_max, channels: widths per resolution (``channel_widths``).
         mbstd_group: minibatch standard deviation group size (4; StyleGAN2-ADA's 'cifar': 32).
         mbstd_channels: its number of feature maps.
+        mapping_layers: a conditional discriminator's label mapping: its layers after the embedding
+            (StyleGAN2-ADA: 8 in every configuration; 0: the normalised embedding alone).
+        mapping_lr_mul: their learning-rate multiplier (0.01).
         norm: only ``none``: the network has no normalisation layers.
     """
 
     def __init__(self, resolution: int, img_channels: int, num_classes: int | None = None,
                  channel_base: int = 32768, channel_max: int = 512, channels: Mapping | None = None,
-                 mbstd_group: int = 4, mbstd_channels: int = 1, pad_value: float = -1.0, norm: str = "none"):
+                 mbstd_group: int = 4, mbstd_channels: int = 1, mapping_layers: int = 8,
+                 mapping_lr_mul: float = 0.01, pad_value: float = -1.0, norm: str = "none"):
         super().__init__()
         if norm != "none":
             raise ValueError(f"the StyleGAN2 discriminator has no normalisation layers (norm={norm!r}, which "
@@ -408,8 +428,13 @@ class Discriminator(nn.Module):
         resolution = check_resolution(resolution)
         resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
         widths = channel_widths(resolutions, channel_base, channel_max, channels)
-        if widths[4] % mbstd_channels:
-            raise ValueError(f"mbstd_channels={mbstd_channels} must divide the 4x4 width {widths[4]}")
+        if not isinstance(mbstd_channels, int) or isinstance(mbstd_channels, bool) or mbstd_channels < 1 \
+                or widths[4] % mbstd_channels:
+            raise ValueError(f"mbstd_channels must be a positive integer that divides the 4x4 width {widths[4]}; "
+                             f"got {mbstd_channels!r}")
+        if not isinstance(mapping_layers, int) or isinstance(mapping_layers, bool) or mapping_layers < 0:
+            raise ValueError(f"the discriminator's mapping_layers must be an integer >= 0 (StyleGAN2-ADA: 8; 0: the "
+                             f"label embedding alone); got {mapping_layers!r}")
         self.resolution, self.pad_value, self.num_classes = resolution, pad_value, num_classes
         self.mbstd_group, self.mbstd_channels = mbstd_group, mbstd_channels
         self.fromrgb = EqualConv2d(img_channels, widths[resolution], 1)
@@ -420,7 +445,9 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(c4 * 16, c4, activation=True)
         self.cmap_dim = c4 if num_classes else 1
         self.out = EqualLinear(c4, self.cmap_dim)
-        self.embed = EqualLinear(num_classes, self.cmap_dim) if num_classes else None
+        # StyleGAN2-ADA's MappingNetwork(z_dim=0, c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None)
+        self.mapping = MappingNetwork(0, self.cmap_dim, None, mapping_layers, num_classes, mapping_lr_mul,
+                                      None) if num_classes else None
 
     def pad(self, x: Tensor) -> Tensor:
         """``x`` centre-padded with ``pad_value`` to ``resolution`` (unchanged at that size)."""
@@ -436,9 +463,9 @@ class Discriminator(nn.Module):
         x = self.blocks(self.fromrgb(self.pad(x)))
         x = self.conv(minibatch_stddev(x, self.mbstd_group, self.mbstd_channels))
         out = self.out(self.fc(x.flatten(1)))
-        if self.embed is None:
+        if self.mapping is None:
             return out.view(-1)
         if y is None:
             raise ValueError("this discriminator is class-conditional: pass the labels y")
-        cmap = self.embed(F.one_hot(y.long(), self.num_classes).to(out.dtype))
-        return (out * cmap.to(out.dtype)).sum(dim=1) / math.sqrt(self.cmap_dim)
+        cmap = self.mapping(None, y)
+        return (out * cmap.to(out.dtype)).sum(dim=1) * (1 / math.sqrt(self.cmap_dim))

@@ -17,7 +17,7 @@ from ..core.module import GANModule
 from ..data.base import GANDataModule
 from ..errors import TrainingDiverged
 from .build import build_callbacks, build_loggers, build_module, build_trainer, instantiate_or_user_error
-from .checkpoints import check_resumable, resolve_ckpt_path
+from .checkpoints import check_init_from, check_resumable, init_from_checkpoint, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
     multirun (same process) starts clean.
     """
     validate(cfg)
+    check_init_from(cfg.get("init_from"), cfg.get("ckpt_path"))
     environ = dict(os.environ)
     output_dir = Path(cfg.paths.output_dir)
     try:
@@ -39,6 +40,8 @@ def train(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> dict[s
         module = build_module(cfg, datamodule)
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
         stored = check_resumable(ckpt_path, module.config) if ckpt_path else {}
+        if cfg.get("init_from") and not ckpt_path:  # (a resumed run has its own weights: ckpt_path=last)
+            init_from_checkpoint(module, cfg.init_from)
         loggers = build_loggers(cfg, stored.get("wandb_run_id"))
         callbacks = build_callbacks(cfg) + list(callbacks or [])
         _spawn_in_sweeps(cfg)
