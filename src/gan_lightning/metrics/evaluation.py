@@ -42,8 +42,9 @@ def infer_data(data_info: dict, data_dir: str):
         kind = {8: "ring", 25: "grid"}.get(len(names))
         if kind:
             return GaussianMixtureDataModule(kind=kind)
-    raise UserError("cannot tell which data the checkpoint was trained on: add data=NAME (and data.root=DIR or "
-                    "data.path=DIR) to the command line")
+    raise UserError("the checkpoint records no data to take inputs or references from: evaluate.py takes "
+                    "data=NAME (and data.root=DIR or data.path=DIR); an import records it with "
+                    "'overrides=[\"data.path=DIR\"]'")
 
 
 def _fill_shape(data_cfg: dict, shape: list[int]) -> dict:
