@@ -39,9 +39,10 @@ def check_output(path: str | Path, what: str, folder: bool = False) -> Path:
     return p
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
     """``write(tmp)`` to a temporary file beside ``path`` (same suffix), then rename it to ``path``: readers see
-    the old file or the whole new one, never a part."""
+    the old file or the whole new one, never a part. ``overwrite=False``: linked into place instead, so that a
+    file that appeared at ``path`` meanwhile is kept (``FileExistsError``; the temporary file is removed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
@@ -49,7 +50,17 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); a saved result is not
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # (an OSError too: not the fallback below)
+                raise
+            except OSError:  # a file system without hard links: check, then rename
+                if path.exists():
+                    raise FileExistsError(path) from None
+                os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

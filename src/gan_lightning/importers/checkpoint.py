@@ -9,8 +9,6 @@ trainer's (a ``gan_lightning`` section and a ``state_dict``) at iteration 0, mar
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +54,7 @@ def import_weights(kind: str, src: str, out: str, overrides: Sequence[str] = ())
     overwritten; nothing is written on any error). Returns what was done, for the command's report."""
     import pytorch_lightning as pl
 
-    from ..outputs import check_output
+    from ..outputs import atomic_write, check_output
     from ..train.checkpoints import load_networks
 
     check_kind(kind)
@@ -77,32 +75,11 @@ def import_weights(kind: str, src: str, out: str, overrides: Sequence[str] = ())
         "gan_lightning": {"iteration": 0, "d_steps": 0, "config": module.config, "rng": {}, "per_rank": {},
                           "wandb_run_id": None, "imported": record},
     }
-    write_new(out_path, lambda tmp: torch.save(checkpoint, tmp))
-    return {"out": str(out_path), **record, "loaded": result["loaded"], "notes": imported.notes + result["notes"]}
-
-
-def write_new(path: Path, write) -> Path:
-    """``write(tmp)`` beside ``path``, then link it to ``path``: readers see the whole file or none, and a file
-    that appeared at ``path`` meanwhile is not replaced (a ``UserError``; the temporary file is removed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        write(Path(tmp))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # (mkstemp's files are private; a checkpoint is not)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise UserError(f"out: {path} exists: choose another path (an import never overwrites)") from None
-        except OSError:  # a file system without hard links: check, then rename
-            check_new_output(path)
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        atomic_write(out_path, lambda tmp: torch.save(checkpoint, tmp), overwrite=False)
+    except FileExistsError:  # (it appeared while the import ran)
+        raise UserError(f"out: {out_path} exists: choose another path (an import never overwrites)") from None
+    return {"out": str(out_path), **record, "loaded": result["loaded"], "notes": imported.notes + result["notes"]}
 
 
 def summary(result: dict[str, Any]) -> str:
