@@ -7,7 +7,9 @@
     python benchmarks/bench_loaders.py --table benchmarks/results/loaders-cpu.json     # the Markdown tables
 
 Loaders (``--loaders``): ``old_folder`` (``data=image_folder`` at 320ace0, the code before per-example reading:
-``--old-src``), ``folder`` (``data=image_folder`` on the JPEG folder), ``zip`` (the same on the prepared zip),
+``--old-src``), ``folder`` (``data=image_folder`` on the JPEG folder), ``dt_zip`` (the same on a zip of the
+folder written as StyleGAN2-ADA's dataset_tool.py writes one: Pillow's PNGs at ``compress_level=0``, rows filtered),
+``zip`` (the same on the zip prepare_data.py makes: unfiltered PNGs, read with no decoding),
 ``streaming`` (``data=streaming`` on LitData chunks, where the package and the chunks exist), ``old_aligned`` and
 ``aligned`` (``data=aligned_folder`` on the edges|image pairs, 286 px halves, 256 px crops).
 
@@ -51,10 +53,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
-LOADERS = ("old_folder", "folder", "zip", "streaming", "old_aligned", "aligned")
+LOADERS = ("old_folder", "folder", "dt_zip", "zip", "streaming", "old_aligned", "aligned")
 TITLES = {
     "old_folder": "image_folder before (320ace0), JPEG folder",
     "folder": "image_folder, JPEG folder",
+    "dt_zip": "image_folder, zip as dataset_tool writes it",
     "zip": "image_folder, prepared zip",
     "streaming": "streaming, LitData chunks",
     "old_aligned": "aligned_folder before (320ace0)",
@@ -109,9 +112,10 @@ def cases(args) -> list[dict]:
 
     for loader in args.loaders:
         for count in args.counts:
-            if loader in ("old_folder", "folder", "zip", "streaming"):
+            if loader in ("old_folder", "folder", "dt_zip", "zip", "streaming"):
                 for size in args.sizes:
                     data = {"zip": sets / f"zip-{size}-{label(count)}.zip",
+                            "dt_zip": sets / f"dtzip-{size}-{label(count)}.zip",
                             "streaming": sets / f"litdata-{size}-{label(count)}"}.get(
                         loader, sets / f"folder-{size}-{label(count)}")
                     options = {"image_size": size} if loader != "streaming" else {}

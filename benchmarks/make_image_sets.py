@@ -16,6 +16,8 @@ Writes, under --out:
 - ``zip-{size}-{n}k.zip`` for ``--zip-sizes``: the folder as a prepared zip (uncompressed PNGs and
   ``dataset.json``), by ``prepare_data.py`` when the repository has it (``--zip-with``), else written here to
   the same format (StyleGAN2-ADA's: ZIP_STORED, PNG compress_level 0, ``00000/img00000000.png``);
+- ``dtzip-{size}-{n}k.zip``: the same images encoded as dataset_tool.py encodes them (Pillow, ``compress_level=0``,
+  rows filtered), the zip a StyleGAN2-ADA user already has;
 - ``litdata-{size}-{n}k/`` for ``--litdata-sizes``: LitData chunks of the zip, by ``prepare_data.py
   format=litdata`` (skipped, saying why, where that is not available).
 
@@ -46,6 +48,7 @@ SEED = 2026
 PAIR_SIZE = 286
 TEST_PAIRS = 200
 VERSION = 1  # bump when the images change
+ZIP_PNG = "unfiltered"  # prepare_data.py's PNG encoding (data/png.py): zips of another are made again
 
 
 # --- Fashion-MNIST -------------------------------------------------------------------------------------------------
@@ -269,13 +272,24 @@ def write_zip(pool, folder: Path, target: Path) -> None:
 
 
 def make_zips(pool, out: Path, sizes: list[int], counts: list[int], how: str) -> None:
+    """``zip-*``: by prepare_data.py (``how``); ``dtzip-*``: the same images as dataset_tool.py encodes them."""
     prepare = ROOT / "prepare_data.py"
     use_prepare = how == "prepare_data" or (how == "auto" and prepare.is_file())
     for size in sizes:
         for n in counts:
-            folder, target = out / f"folder-{size}-{label(n)}", out / f"zip-{size}-{label(n)}.zip"
-            marker = out / f".zip-{size}-{label(n)}.complete"
-            options = {"version": VERSION, "of": folder.name, "by": "prepare_data.py" if use_prepare else "builtin"}
+            folder = out / f"folder-{size}-{label(n)}"
+            dt_target, dt_marker = out / f"dtzip-{size}-{label(n)}.zip", out / f".dtzip-{size}-{label(n)}.complete"
+            dt_options = {"version": VERSION, "of": folder.name, "by": "builtin"}
+            if not (dt_target.is_file() and dt_marker.is_file() and json.loads(dt_marker.read_text()) == dt_options):
+                start = time.time()
+                dt_target.unlink(missing_ok=True)
+                write_zip(pool, folder, dt_target)
+                dt_marker.write_text(json.dumps(dt_options))
+                print(f"  {dt_target.name}: {dt_target.stat().st_size / 2**20:.0f} MiB as dataset_tool.py writes it "
+                      f"({time.time() - start:.0f} s)")
+            target, marker = out / f"zip-{size}-{label(n)}.zip", out / f".zip-{size}-{label(n)}.complete"
+            options = {"version": VERSION, "of": folder.name, "by": "prepare_data.py" if use_prepare else "builtin",
+                       "png": ZIP_PNG}
             if target.is_file() and marker.is_file() and json.loads(marker.read_text()) == options:
                 continue
             start = time.time()

@@ -19,6 +19,7 @@ from PIL import Image
 
 from gan_lightning.data import prepare as prepare_module
 from gan_lightning.data.folders import ImageFolderDataModule
+from gan_lightning.data.png import read_plain
 from gan_lightning.data.prepare import ZIP_DATE, prepare, summary
 from gan_lightning.data.sources import ImageSource
 from gan_lightning.data.super_resolution import ImageFolderSRDataModule
@@ -88,7 +89,8 @@ def test_the_zip_is_stylegan2_adas_format_and_reads_as_the_folder_does(classes, 
         assert [i.filename for i in images] == [f"00000/img{k:08d}.png" for k in range(6)]
         for info in images:
             data = z.read(info.filename)
-            assert data.startswith(b"\x89PNG") and info.file_size > 16 * 16 * 3  # uncompressed (compress_level=0)
+            assert data.startswith(b"\x89PNG") and info.file_size > 16 * 16 * 3  # uncompressed
+            assert read_plain(data, 3) is not None  # unfiltered: the loaders read it without decoding
             assert Image.open(io.BytesIO(data)).size == (16, 16) and Image.open(io.BytesIO(data)).mode == "RGB"
     data = meta(out)
     assert data["labels"] == [[f"00000/img{k:08d}.png", k // 3] for k in range(6)]

@@ -73,7 +73,7 @@ class Items(Dataset):
                 log.debug("%s", err)
                 first = first or err
                 continue
-            out[_BAD] = torch.tensor(i if step else -1)
+            out[_BAD] = i if step else -1  # collated into a tensor per batch
             return out
         after = f"; the {tries - 1} after it cannot be read either" if tries > 1 else ""
         raise UserError(f"{first}{after}: check the data (prepare_data.py checks every file)")

@@ -14,8 +14,9 @@ decoded once, here, converted to ``channels`` and brought to the layout's size:
   shorter side.
 
 The resizing is the data modules' own (antialiased), so a prepared image is what training on the folder would
-have made of the file, and the modules pass it through untouched. The zip holds uncompressed PNGs
-(``compress_level=0``) stored as they are (``ZIP_STORED``), and ``dataset.json``::
+have made of the file, and the modules pass it through untouched. The zip holds uncompressed PNGs with unfiltered
+rows (``data/png.py``: the loaders read them with no decoding; any PNG reader decodes them) stored as they are
+(``ZIP_STORED``), and ``dataset.json``::
 
     {"labels": [["00000/img00000000.png", 3], ...] or null, "class_names": [...] or null,
      "gan_lightning": {"layout", "resolution", "channels", "transform", "images", "content_hash", "source",
@@ -34,7 +35,6 @@ crop) is left out and listed (``bad_files=skip``) or refused with its name (``ba
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -51,13 +51,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from ..config.prepare_options import check_prepare, labels_choice
 from ..errors import UserError
 from .convert import resize
+from .png import write_plain
 from .sources import _GREY_MODES, LABELS_FILE, ImageSource, UnreadableImage
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -90,11 +90,8 @@ class _Converted(Dataset):
         except UnreadableImage as err:
             return i, None, (self.source.relative(i), err.reason), False
         array = image.permute(1, 2, 0).contiguous().numpy()
-        picture = Image.fromarray(array[..., 0] if self.channels == 1 else array, "L" if self.channels == 1 else "RGB")
-        buffer = io.BytesIO()
-        picture.save(buffer, format="png", compress_level=0)
         digest = hashlib.sha256(f"{tuple(image.shape)}\0".encode() + array.tobytes()).digest()
-        return i, buffer.getvalue(), digest, upscaled
+        return i, write_plain(array[..., 0] if self.channels == 1 else array), digest, upscaled
 
     def _square(self, x: torch.Tensor) -> torch.Tensor:
         """Resized (antialiased) to size x size, as the aligned and unaligned data modules do."""
