@@ -28,7 +28,7 @@ train: $(STAMP) data
 	$(PY) train.py experiment=$(EXPERIMENT) trainer.max_time=00:00:05:00 $(ARGS)
 
 test: $(STAMP) data
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest --durations=30 $(ARGS)
 
 # The developer's loop: everything but the tests marked slow (end-to-end subprocesses, DDP, sweeps).
 test-fast: $(STAMP) data

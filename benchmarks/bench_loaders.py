@@ -27,8 +27,10 @@ Each case runs in a fresh Python process (``--case``) that builds the data modul
 - ``others_cores``: the CPU time that processes other than the case's used during it, in cores (from /proc/stat):
   near 0 on a quiet machine; ``loadavg``: the 1-minute load average before and after the case.
 
-Every file is read once before the cases, so they find their data in the page cache (``--cold``: the caches are
-emptied before each case instead, for cold start-ups). Results merge into the JSON by case id, so a part can be
+The case's process runs torch on ``--threads`` threads (1: on 2 cores, 2 threads in the main process spin after
+each batch's conversion and take a core from the workers). Every file of a case's set is read right before the
+case, so that it finds its data in the page cache (``warm_s``; this machine pages out file data left unread for
+about a minute); ``--cold`` empties the caches before each case instead, for cold start-ups. Results merge into the JSON by case id, so a part can be
 measured again (``--only REGEX``) on a quieter hour; ``--variant NAME`` with ``--new-src`` measures another
 version of the package beside this one (case ids end in ``@NAME``). ``--profile PATH...`` times each step of one
 worker's reading instead.
@@ -176,6 +178,9 @@ def run_case(spec: dict) -> None:
     for key, value in spec["options"].items():
         cfg[key] = value
     importlib.import_module(cfg._target_.rsplit(".", 1)[0])  # imports are not start-up: a training run has them
+    import torch
+
+    torch.set_num_threads(spec["threads"])
     base_rss = _rss_mb()
     start = time.perf_counter()
     dm = instantiate(cfg)
@@ -250,14 +255,20 @@ def drop_caches() -> None:
 
 def measure(case: dict, args) -> dict:
     """One run of ``case`` in a fresh process, watched from here."""
+    warm_s = None
     if args.cold:
         drop_caches()
-    spec = {**case, "warmup": args.warmup, "batches": args.batches,
+    else:
+        start = time.time()
+        warm([case["path"]])
+        warm_s = round(time.time() - start, 2)
+    spec = {**case, "warmup": args.warmup, "batches": args.batches, "threads": args.threads,
             "conf_root": str(Path(args.old_src if case["old"] else args.new_src).resolve().parent)}
     env = dict(os.environ)
     src = str(Path(args.old_src if case["old"] else args.new_src).resolve())
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("LITDATA_DISABLE_VERSION_CHECK", "1")
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
     load_before, busy0, wall0 = loadavg(), busy_jiffies(), time.time()
     self0 = os.times()
     proc = subprocess.Popen([sys.executable, __file__, "--case", json.dumps(spec)], stdin=subprocess.PIPE,
@@ -311,7 +322,7 @@ def measure(case: dict, args) -> dict:
     me = (mine.user + mine.system) - (self0.user + self0.system)
     others = (busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK") - children - me
     record = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": round(wall, 2),
-              "cache": "cold" if args.cold else "warm",
+              "cache": "cold" if args.cold else "warm", "warm_s": warm_s,
               "loadavg_before": load_before[0], "loadavg_after": loadavg()[0],
               "others_cores": round(max(0.0, others) / wall, 3), "peak_rss_mb": round(peak["tree"], 1),
               "peak_main_rss_mb": round(peak["main"], 1), "pss_mb": round(pss, 1) if pss is not None else None,
@@ -474,6 +485,9 @@ def main() -> None:
                    help="the old aligned loader holds every pair in memory: larger counts are not run")
     p.add_argument("--only", help="a regular expression on case ids (loader/count/size/wN)")
     p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of the case's process (its workers always have 1): with 2 on 2 cores, the "
+                        "main process's idle threads spin and take a core from the workers")
     p.add_argument("--json", help="merge the results into this file")
     p.add_argument("--table", help="print the Markdown table of a results file and stop")
     p.add_argument("--dry-run", action="store_true", help="list the cases")
@@ -506,11 +520,9 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(data, indent=1) + "\n")
         return
     todo = cases(args)
-    data["settings"] = {"sets": args.sets, "warmup": args.warmup, "batches": args.batches,
+    data["settings"] = {"sets": args.sets, "warmup": args.warmup, "batches": args.batches, "threads": args.threads,
                         "batch_size": args.batch_size, "pair_batch_size": args.pair_batch_size,
                         "repeats": args.repeats, "command": " ".join(sys.argv)}
-    if not args.cold and not args.dry_run:
-        warm([c["path"] for c in todo if available(c, args) is None])
     print(f"{len(todo)} cases; load average {loadavg()}", flush=True)
     for case in todo:
         why = available(case, args)

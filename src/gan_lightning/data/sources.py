@@ -163,18 +163,18 @@ class ImageSource:
         state["_zip"], state["_zip_pid"] = None, None
         return state
 
-    def _bytes(self, i: int) -> bytes:
-        """Item ``i``'s file, undecoded."""
+    def _bytes(self, i: int, verify: bool = True) -> bytes:
+        """Item ``i``'s file, undecoded (``verify=False``: a zip member's CRC left to the caller)."""
         if self.is_zip:
-            return self._member(self.names[i])
+            return self._member(self.names[i], verify)
         with open(self.root / self.names[i], "rb") as f:
             return f.read()
 
-    def _member(self, name: str) -> bytes:
+    def _member(self, name: str, verify: bool = True) -> bytes:
         """A zip member's bytes. A stored one (all of a prepared zip's) is read at its offset with two ``pread``
-        calls and its CRC checked: a third of zipfile's time for a small file, which opens a reader object per
-        member. Anything else (compressed, encrypted, a damaged header) goes through zipfile, which names the
-        problem."""
+        calls, its CRC checked unless ``verify`` is false: a third of zipfile's time for a small file, which opens
+        a reader object per member. Anything else (compressed, encrypted, a damaged header) goes through zipfile,
+        which names the problem."""
         archive = self._archive()
         info = archive.getinfo(name)
         if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1 and hasattr(os, "pread"):
@@ -184,16 +184,15 @@ class ImageSource:
                 start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(
                     header[28:30], "little")
                 data = os.pread(fd, info.compress_size, start)
-                if len(data) == info.file_size and zlib.crc32(data) == info.CRC:
+                if len(data) == info.file_size and (not verify or zlib.crc32(data) == info.CRC):
                     return data
         return archive.read(name)
 
-    def open(self, i: int, data: bytes | None = None) -> Image.Image:
-        """Item ``i`` (whose file's bytes are ``data`` when already read) as a loaded PIL image; ``UnreadableImage``
-        naming it if it cannot be decoded."""
+    def open(self, i: int) -> Image.Image:
+        """Item ``i`` as a loaded PIL image; ``UnreadableImage`` naming it if it cannot be decoded."""
         try:
-            if self.is_zip or data is not None:
-                image = Image.open(io.BytesIO(self._bytes(i) if data is None else data))
+            if self.is_zip:
+                image = Image.open(io.BytesIO(self._bytes(i)))
                 image.load()
             else:
                 with Image.open(self.root / self.names[i]) as f:
@@ -208,16 +207,15 @@ class ImageSource:
 
         A PNG stored unfiltered (what ``prepare_data.py`` writes: ``data/png.py``) is read straight into a tensor,
         with no decoding to speak of; every other file goes through PIL."""
-        data = None
         if self.names[i].lower().endswith(".png"):
             try:
-                data = self._bytes(i)
+                # The PNG's own CRCs, which read_plain checks, cover its pixels: the zip's CRC is not read twice.
+                plain = read_plain(self._bytes(i, verify=False), channels)
             except Exception as err:  # noqa: BLE001 - zipfile raises many types for bad members
                 raise UnreadableImage(self.path_of(i), f"cannot be decoded ({one_line(err)})") from None
-            plain = read_plain(data, channels)
             if plain is not None:
                 return plain
-        image = self.open(i, data)
+        image = self.open(i)
         mode = "L" if channels == 1 else "RGB"
         try:
             return _tensor(image if image.mode == mode else image.convert(mode))
