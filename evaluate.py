@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> None:
         batch_size=cfg.batch_size, device=cfg.device, use_ema=cfg.use_ema, features=cfg.features,
         n_reference=cfg.n_reference, reference_split=cfg.reference_split, inception_weights=cfg.inception_weights,
         domain_weights=cfg.domain_weights, cache_dir=cfg.cache_dir, kid_subsets=cfg.kid_subsets,
-        cas=cfg.cas, cas_n=cfg.cas_n, cas_epochs=cfg.cas_epochs,
+        cas=cfg.cas, cas_n=cfg.cas_n, cas_epochs=cfg.cas_epochs, panel=cfg.panel,
     )
     print(format_table(result))
     if cfg.out:

@@ -84,7 +84,7 @@ def build_evaluator(datamodule, options: MetricOptions | None = None,
 
     name = dataset_name(datamodule)
     spaces = resolve_spaces(features, getattr(datamodule, "name", None), tuple(datamodule.spec.shape),
-                            datamodule.num_classes, inception_weights, domain_weights, warn=warn)
+                            datamodule.num_classes, inception_weights, domain_weights, panel=o.panel, warn=warn)
     if not spaces:
         return Evaluator(), protocol
     content = None
@@ -102,7 +102,18 @@ def build_evaluator(datamodule, options: MetricOptions | None = None,
                      "reference_from_cache": ref.cache_hit}
         for space, ref in zip(spaces, references)
     }
+    panel = [space for space in spaces if space.classes]
+    if len(panel) > 1:
+        protocol["panel"] = {space.name: {"weights": space.weights, "sha256": space.weights_sha256,
+                                          "test_accuracy": space.description.get("test_accuracy"),
+                                          "architecture": space.description.get("architecture"),
+                                          "seed": space.description.get("seed")} for space in panel}
     protocol["settings"] = settings(kid_subsets)
+    if len(panel) > 1:
+        protocol["settings"]["panel"] = (
+            "every classifier score (class coverage, target share, class kept, label and code accuracy) by each "
+            "panel member (<score>_<member>); <score>_panel_mean and _panel_min over the primary and the members; "
+            "<score>_panel_agree: the share of images on which all of them predict the same class")
     coverage = not getattr(datamodule, "one_class_reference", False)
     if not coverage:
         protocol["settings"]["class_coverage"] = "not scored: the reference images are one class"

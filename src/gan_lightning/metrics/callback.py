@@ -17,7 +17,7 @@ from ..errors import UserError
 from .build import build_evaluator, feed, summary
 from .core import Evaluator
 from .options import MetricOptions
-from .registry import ScoreContext, classifier, family_scores
+from .registry import ScoreContext, classifier, classifier_panel, family_scores
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ class MetricsCallback(pl.Callback):
     """Every ``every_n_iterations`` generator iterations and at the end of training, draw ``n_samples`` samples
     from the EMA generator (a fixed noise batch, ``seed``; for families that generate from data, the data module's
     fixed held-out batch of that size) and score them: FID, KID, IS, precision/recall in each
-    feature space (``metrics/fid``, ... for Inception; ``metrics/fid_domain``, ... for the domain classifier),
-    class coverage (``metrics/classes_covered``, ``metrics/class_kl``); for 2-D mixtures, the data module's
+    feature space (``metrics/fid``, ... for Inception; ``metrics/fid_domain``, ... for the domain classifier;
+    ``metrics/fid_domain_b``, ... for each member of its panel, with ``panel``), class coverage
+    (``metrics/classes_covered``, ``metrics/class_kl``); for 2-D mixtures, the data module's
     ``score`` (``metrics/modes_covered``, ``metrics/high_quality_frac``, ``metrics/mode_kl``); and the scores the
     family's capabilities call for (``metrics.registry``: label accuracy, code accuracy, PSNR/SSIM/L1).
 
@@ -46,12 +47,12 @@ class MetricsCallback(pl.Callback):
     def __init__(self, every_n_iterations: int = 2000, n_samples: int = 5000, n_reference: int | None = 10000,
                  reference_split: str = "auto", features: str = "auto", inception_weights: str | None = None,
                  domain_weights: str | None = None, cache_dir: str | None = None, seed: int = 0,
-                 batch_size: int = 500, kid_subsets: int = 100):
+                 batch_size: int = 500, kid_subsets: int = 100, panel: bool = True):
         self.every_n_iterations = every_n_iterations
         self.n_samples = n_samples
         self.options = MetricOptions(features=features, n_reference=n_reference, reference_split=reference_split,
                                      inception_weights=inception_weights, domain_weights=domain_weights,
-                                     cache_dir=cache_dir, kid_subsets=kid_subsets)
+                                     panel=panel, cache_dir=cache_dir, kid_subsets=kid_subsets)
         self.seed = seed
         self.batch_size = batch_size
         self.evaluator: Evaluator | None = None
@@ -208,7 +209,8 @@ class MetricsCallback(pl.Callback):
             evaluator.reset()
         values.update(family_scores(ScoreContext(
             pl_module, trainer.datamodule, classifier(trainer.datamodule, evaluator.spaces), self.n_samples,
-            seed=self.seed, batch_size=self.batch_size, source=self._source, spaces=evaluator.spaces)))
+            seed=self.seed, batch_size=self.batch_size, source=self._source, spaces=evaluator.spaces,
+            panel=classifier_panel(evaluator.spaces))))
         self.latest, self.evaluated_iteration = values, it
         metrics = {f"metrics/{k}": float(v) for k, v in values.items()}
         if trainer.is_global_zero:

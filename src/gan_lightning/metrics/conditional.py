@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..data.convert import to_float, to_uint8
 from ..errors import UserError
-from .registry import ImageFn, ScoreContext, apply, device_of, generate_batches, register
+from .registry import ImageFn, ScoreContext, apply, device_of, generate_batches, panel_scores, register
 
 # --- conditional models ------------------------------------------------------------------------------------------
 def _requested_labels(family, labels: Sequence[int] | None) -> list[int]:
@@ -48,17 +48,33 @@ def label_accuracy(module, classify: ImageFn, labels: Sequence[int] | None = Non
 
     Returns ``{"label_accuracy": mean over labels, "label_accuracy_min": worst label,
     "label_accuracy_per_label": {k: share}}``."""
-    family = module.family
-    per_label = {}
-    for k in _requested_labels(family, labels):
-        correct = 0
-        for samples in generate_batches(module, n_per_label, lambda m, g, k=k: family.sample_inputs(m, generator=g, labels=k),
-                                 seed, batch_size, use_ema):
-            correct += int((classify(samples).argmax(1).cpu() == k).sum())
-        per_label[k] = correct / n_per_label
+    predicted, requested = label_predictions(module, [classify], labels, n_per_label, seed, batch_size, use_ema)
+    per_label = _per_label(predicted[0], requested)
     values = list(per_label.values())
     return {"label_accuracy": sum(values) / len(values), "label_accuracy_min": min(values),
             "label_accuracy_per_label": per_label}
+
+
+def label_predictions(module, classifiers: Sequence[ImageFn], labels: Sequence[int] | None = None,
+                      n_per_label: int = 1000, seed: int = 0, batch_size: int = 500,
+                      use_ema: bool = True) -> tuple[Tensor, Tensor]:
+    """``n_per_label`` samples generated for each label (the same noise for every label) and the class each of
+    ``classifiers`` predicts for them: (int64 [classifiers, N], the requested labels [N])."""
+    family = module.family
+    predicted, requested = [], []
+    for k in _requested_labels(family, labels):
+        for samples in generate_batches(module, n_per_label,
+                                        lambda m, g, k=k: family.sample_inputs(m, generator=g, labels=k),
+                                        seed, batch_size, use_ema):
+            predicted.append(torch.stack([classify(samples).argmax(1).cpu() for classify in classifiers]))
+            requested.append(torch.full((len(samples),), k))
+    return torch.cat(predicted, 1), torch.cat(requested)
+
+
+def _per_label(predicted: Tensor, requested: Tensor) -> dict[int, float]:
+    """The share of each requested label's samples predicted as that label."""
+    return {k: int((predicted[requested == k] == k).sum()) / int((requested == k).sum())
+            for k in dict.fromkeys(requested.tolist())}
 
 
 def frechet_distance(fake: Tensor, real: Tensor) -> float:
@@ -101,13 +117,26 @@ def intra_class_fid(module, features: ImageFn, real_images: Tensor, real_labels:
 
 @register("class_conditional")
 def label_scores(ctx: ScoreContext) -> dict[str, float]:
-    """During training: ``label_accuracy`` and its worst label, from about ``n_samples`` samples."""
-    if ctx.classify is None:
+    """During training: ``label_accuracy`` and its worst label, from about ``n_samples`` samples; with a classifier
+    panel, also by each member and the panel's mean, minimum and agreement (``label_accuracy_panel_mean``, ...,
+    ``label_accuracy_min_panel_min``: ``registry.panel_scores``)."""
+    panel = ctx.classifiers()
+    if not panel:
         return {}
     n_per_label = max(1, ctx.n_samples // ctx.family.num_classes)
-    scores = label_accuracy(ctx.module, ctx.classify, n_per_label=n_per_label, seed=ctx.seed,
-                            batch_size=ctx.batch_size, use_ema=ctx.use_ema)
-    return {k: scores[k] for k in ("label_accuracy", "label_accuracy_min")}
+    predicted, requested = label_predictions(ctx.module, [fn for _, fn in panel], n_per_label=n_per_label,
+                                             seed=ctx.seed, batch_size=ctx.batch_size, use_ema=ctx.use_ema)
+    names = [name for name, _ in panel]
+
+    def mean(row: Tensor) -> float:
+        values = list(_per_label(row, requested).values())
+        return sum(values) / len(values)
+
+    def worst(row: Tensor) -> float:
+        return min(_per_label(row, requested).values())
+
+    return {**panel_scores("label_accuracy", names, predicted, score=mean),
+            **panel_scores("label_accuracy_min", names, predicted, score=worst, agreement=False)}
 
 
 # --- the domain classifier -----------------------------------------------------------------------------------------

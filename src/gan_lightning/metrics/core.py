@@ -20,6 +20,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from .reference import Reference
+from .registry import panel_scores
 from .spaces import FeatureSpace
 
 KID_SUBSETS = 100
@@ -112,7 +113,7 @@ def score_space(space: FeatureSpace, ref: Reference, fake: Tensor, logits: Tenso
     # Equal sizes, as in Kynkaanniemi et al.: the first M reference images (a random subset already) against M.
     out[f"precision{s}"], out[f"recall{s}"] = precision_recall(fake, ref.features[: len(fake)])
     if class_coverage_applies and space.classes and ref.class_counts is not None:
-        out.update(class_coverage(logits, ref.class_counts))
+        out.update({f"{k}{space.coverage_suffix}": v for k, v in class_coverage(logits, ref.class_counts).items()})
     return out
 
 
@@ -165,6 +166,12 @@ class Evaluator:
         for space, ref in zip(self.spaces, self.references):
             out.update(score_space(space, ref, gathered[f"{space.name}_features"], gathered[f"{space.name}_logits"],
                                    kid_subsets=self.kid_subsets, class_coverage_applies=self.class_coverage))
+        panel = [space for space, ref in zip(self.spaces, self.references)
+                 if space.classes and ref.class_counts is not None]
+        if self.class_coverage and len(panel) > 1:  # the classifier panel's summary of class coverage
+            predicted = torch.stack([gathered[f"{space.name}_logits"].argmax(1) for space in panel])
+            out.update(panel_scores("classes_covered", [space.name for space in panel], predicted,
+                                    values=[out[f"classes_covered{space.coverage_suffix}"] for space in panel]))
         return out
 
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     options = MetricOptions(features=m.features, n_reference=m.n_reference, reference_split=m.reference_split,
                             inception_weights=m.inception_weights, domain_weights=m.domain_weights,
-                            cache_dir=m.cache_dir, kid_subsets=m.kid_subsets)
+                            panel=m.get("panel", True), cache_dir=m.cache_dir, kid_subsets=m.kid_subsets)
     evaluator, protocol = build_evaluator(datamodule, options, warn=lambda message: None)
     setup_s = time.perf_counter() - t0
     inputs = module.family.sample_inputs(m.n_samples, generator=torch.Generator().manual_seed(m.seed))

@@ -7,12 +7,19 @@ with numbers from the same weights (the sha256 is recorded with every result), n
 
 Weights are shipped in ``weights/<dataset>.pt`` (float16 state dict) with ``weights/<dataset>.json`` (test
 accuracy, sha256, how they were trained); ``python -m gan_lightning.metrics.train_domain --data DATASET`` makes them.
+
+The classifier panel: beside the primary ``<dataset>.pt``, the files ``<dataset>_<tag>.pt`` (``tag``: lowercase
+letters, e.g. ``fashion_mnist_b.pt``) are further classifiers of the same data, trained independently (another
+seed, another architecture: ``train_domain --arch pool --seed 2 --name fashion_mnist_c``). Every score made with
+the domain classifier is also made with each of them (``panel_weights``; docs/metrics.md, "The classifier panel").
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,6 +66,38 @@ class DomainClassifier(nn.Module):
         """(penultimate features [N, 128], logits [N, classes])."""
         feats = self.body(x)
         return feats, self.head(feats)
+
+
+class PoolClassifier(nn.Module):
+    """A second architecture for the classifier panel, of the same size and cost as ``DomainClassifier`` but of
+    another design: five 3x3 convolutions (24 - 24/2 - 48 - 48/2 - 96; strided, no max pooling, no fully connected
+    hidden layer) and global average pooling. The features are the 96-d pooled activations. About 80k parameters,
+    6.2M multiply-adds per image. Same interface as ``DomainClassifier`` (``body``, ``head``, ``features``)."""
+
+    def __init__(self, num_classes: int = 10, width: int = 24, num_features: int | None = None):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            *_block(1, w), *_block(w, w, stride=2),
+            *_block(w, 2 * w), *_block(2 * w, 2 * w, stride=2),
+            *_block(2 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(4 * w, num_classes)
+        self.num_features = 4 * w
+
+    forward = DomainClassifier.forward
+    features = DomainClassifier.features
+
+
+ARCHITECTURES = {"cnn": DomainClassifier, "pool": PoolClassifier}
+"""The panel's architectures, by the name ``train_domain --arch`` takes."""
+
+
+def architecture_of(state: dict) -> str:
+    """Which of ``ARCHITECTURES`` a state dict is: ``DomainClassifier`` has a fully connected layer in its body."""
+    return "cnn" if any(k.startswith("body.") and v.dim() == 2 for k, v in state.items()) else "pool"
 
 
 def preprocess(images: Tensor) -> Tensor:
@@ -111,6 +150,33 @@ def shipped_weights(dataset: str) -> Path | None:
     return path if path.is_file() else None
 
 
+MEMBER_TAG = re.compile(r"[a-z]+")
+"""A panel member's tag: the part of its file name after ``<primary stem>_`` (one lowercase letter or word)."""
+
+
+def panel_members(primary: str | Path) -> list[tuple[str, Path]]:
+    """The panel members beside the classifier file ``primary``: ``(tag, path)`` of every ``<stem>_<tag>.pt`` in
+    its folder, sorted by tag. For the package's weights, ``weights/fashion_mnist_b.pt``, ...; for a user's
+    ``domain_weights=DIR/mine.pt``, ``DIR/mine_<tag>.pt`` (none: no panel)."""
+    primary = Path(primary)
+    found = []
+    for path in primary.parent.glob(f"{glob.escape(primary.stem)}_*.pt"):
+        tag = path.stem[len(primary.stem) + 1 :]
+        if MEMBER_TAG.fullmatch(tag) and path.is_file():
+            found.append((tag, path))
+    return sorted(found)
+
+
+def panel_weights(dataset: str, folder: str | Path | None = None) -> list[Path]:
+    """The classifier panel of ``dataset``: the primary ``<folder>/<dataset>.pt`` first, then the members
+    ``<folder>/<dataset>_<tag>.pt`` sorted by tag (a member's name is its tag). ``folder``: the package's
+    ``weights`` folder by default (another one for stand-ins). Empty where there is no primary."""
+    primary = Path(folder or WEIGHTS_DIR) / f"{dataset}.pt"
+    if not primary.is_file():
+        return []
+    return [primary] + [path for _, path in panel_members(primary)]
+
+
 def weights_info(path: Path) -> dict:
     """The json written beside a weights file by the training script ({} if there is none)."""
     info_path = path.with_suffix(".json")
@@ -123,7 +189,7 @@ def weights_info(path: Path) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[DomainClassifier, str]:
+def _load(path: str, mtime: float) -> tuple[nn.Module, str]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for foreign files
@@ -134,7 +200,7 @@ def _load(path: str, mtime: float) -> tuple[DomainClassifier, str]:
                         "retrain it with python -m gan_lightning.metrics.train_domain")
     num_classes, num_features = state["head.weight"].shape
     width = state["body.0.weight"].shape[0] if "body.0.weight" in state else 32
-    net = DomainClassifier(num_classes=num_classes, width=width, num_features=num_features)
+    net = ARCHITECTURES[architecture_of(state)](num_classes=num_classes, width=width, num_features=num_features)
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
@@ -142,7 +208,7 @@ def _load(path: str, mtime: float) -> tuple[DomainClassifier, str]:
     return net.eval().requires_grad_(False), sha256_file(path)
 
 
-def load_classifier(path: str | Path) -> tuple[DomainClassifier, str]:
+def load_classifier(path: str | Path) -> tuple[nn.Module, str]:
     """(classifier in eval mode on CPU, sha256 of the file). A fresh copy each call (callers move it to devices)."""
     path = Path(path)
     if not path.is_file():

@@ -18,7 +18,7 @@ from .build import build_evaluator, feed, summary
 from .domain import sha256_file
 from .options import MetricOptions
 from .paired import baselines_of, generate_from
-from .registry import ScoreContext, classifier, family_scores
+from .registry import ScoreContext, classifier, classifier_panel, family_scores
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,13 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
              use_ema: bool = True, features: str = "auto", n_reference: int | None = 10000,
              reference_split: str = "auto", inception_weights: str | None = None,
              domain_weights: str | None = None, cache_dir: str | None = None, kid_subsets: int = 100,
-             cas: bool = False, cas_n: int = 10000, cas_epochs: int = 5) -> dict:
+             cas: bool = False, cas_n: int = 10000, cas_epochs: int = 5, panel: bool = True) -> dict:
     """Score ``n`` samples of the checkpoint's (EMA) generator. The samples are those ``generate.py`` writes
     for the same ``seed`` and ``batch_size`` (for families that generate from data: from the data's held-out
     ``fixed_batch(n, "test", seed)``). With ``cas``, also the classification accuracy score of a class-conditional
-    model (``metrics.cas``: ``cas_n`` labelled samples, ``cas_epochs``). Returns ``{"metrics", "protocol",
-    "checkpoint"}``."""
+    model (``metrics.cas``: ``cas_n`` labelled samples, ``cas_epochs``). ``panel``: also score with the domain
+    classifier's panel members, and train the CAS classifier in every panel architecture (``MetricOptions``).
+    Returns ``{"metrics", "protocol", "checkpoint"}``."""
     from hydra.utils import instantiate
 
     if n < 2:
@@ -96,7 +97,7 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
                         f"{data_info['shape']}: set data.image_size / data.channels to match")
 
     options = MetricOptions(features=features, n_reference=n_reference, reference_split=reference_split,
-                            inception_weights=inception_weights, domain_weights=domain_weights,
+                            inception_weights=inception_weights, domain_weights=domain_weights, panel=panel,
                             cache_dir=cache_dir, kid_subsets=kid_subsets).check().for_family(module.family)
     evaluator, protocol = build_evaluator(datamodule, options,
                                           warn=lambda m: print(f"warning: {m}", file=sys.stderr))
@@ -136,12 +137,13 @@ def evaluate(ckpt: str, n: int = 10000, out: str | None = "metrics.json", data: 
             protocol[prefix] = name
     metrics.update(family_scores(ScoreContext(module, datamodule, classifier(datamodule, evaluator.spaces), n,
                                               seed=seed, batch_size=batch_size, use_ema=use_ema, source=source,
-                                              spaces=evaluator.spaces)))
+                                              spaces=evaluator.spaces, panel=classifier_panel(evaluator.spaces))))
     if cas:
-        from .cas import classification_accuracy_score
+        from .cas import ARCHITECTURES, classification_accuracy_score
 
         scored = classification_accuracy_score(module, datamodule, n=cas_n, epochs=cas_epochs, seed=seed,
                                                batch_size=batch_size, use_ema=use_ema,
+                                               architectures=ARCHITECTURES if panel else ARCHITECTURES[:1],
                                                log=lambda m: print(m, file=sys.stderr))
         metrics.update(scored["metrics"])
         protocol["cas"] = scored["protocol"]

@@ -23,6 +23,9 @@ class MetricOptions:
         reference_split: ``train``, ``test`` or ``auto``: the family's ``reference_split`` (``test`` for the
             translation models, whose FID compares outputs with the held-out targets), else ``train``.
         inception_weights / domain_weights: weight files (``None``: torch hub's cache / the package's weights).
+        panel: also score with the domain classifier's panel members (the files ``<stem>_<tag>.pt`` beside its
+            weights: ``fashion_mnist_b.pt``, ...): ``fid_domain_b``, ``class_kept_panel_min``, ...; false: the
+            domain classifier alone (the names of before the panel, nothing else).
         cache_dir: where reference statistics are cached, keyed by data and weights hashes.
         kid_subsets: KID is the mean over this many subsets.
     """
@@ -32,6 +35,7 @@ class MetricOptions:
     reference_split: str = "auto"
     inception_weights: str | None = None
     domain_weights: str | None = None
+    panel: bool = True
     cache_dir: str | None = None
     kid_subsets: int = KID_SUBSETS
 
@@ -46,6 +50,8 @@ class MetricOptions:
         if self.n_reference is not None and self.n_reference < 2:
             raise UserError(f"{prefix}n_reference must be at least 2 or null (the whole split); got "
                             f"{self.n_reference}")
+        if not isinstance(self.panel, bool):
+            raise UserError(f"{prefix}panel must be true or false; got {self.panel!r}")
         if self.kid_subsets is None or self.kid_subsets < 1:
             raise UserError(f"{prefix}kid_subsets must be positive; got {self.kid_subsets}")
         return self

@@ -9,7 +9,9 @@ translation from pairs, super-resolution), on images mapped from [-1, 1] to [0, 
   scikit-image default, a 7x7 uniform window, gives other values), mean over images;
 - ``l1``: mean absolute error in [0, 1] units;
 - ``class_kept``: where the data has class labels and a domain classifier exists, the share of outputs the
-  classifier assigns to the class of their source image (a translation or upscaling must keep what the image is).
+  classifier assigns to the class of their source image (a translation or upscaling must keep what the image is);
+  with a classifier panel also by each member (``class_kept_domain_b``) and the panel's ``class_kept_panel_mean``,
+  ``_panel_min`` and ``_panel_agree`` (``registry.panel_scores``; the baselines by the primary classifier only).
 
 A family may ask for its field's conventions with ``paired_metric_options()``: super-resolution crops ``scale``
 pixels off each border and scores RGB images on their luma (Y of ITU-R BT.601, as SR papers do). A family's
@@ -29,7 +31,7 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..data.convert import to_float, to_uint8
-from .registry import ScoreContext, apply, device_of, register
+from .registry import ScoreContext, device_of, panel_predictions, panel_scores, register
 
 SSIM_CHUNK = 128  # images per SSIM call (bounds its memory)
 
@@ -106,15 +108,17 @@ def baseline_outputs(ctx: ScoreContext, prefix: str, fn: Callable[[dict[str, Ten
     return _BASELINES[key]
 
 
-def scores_of(ctx: ScoreContext, outputs: Tensor) -> dict[str, float]:
+def scores_of(ctx: ScoreContext, outputs: Tensor, panel: bool = True) -> dict[str, float]:
     """The paired metrics of ``outputs`` for ``ctx.source`` and, where there are labels and a classifier, the
-    share that keeps its class."""
+    share that keeps its class: by the classifier panel (``class_kept_panel_mean``, ...) where there is one and
+    ``panel``, else by the primary classifier alone (the baselines)."""
     family = ctx.family
     options = family.paired_metric_options() if hasattr(family, "paired_metric_options") else {}
     values = paired_metrics(outputs, ctx.source[family.spec.target], **options)
-    if ctx.classify is not None and "y" in ctx.source:
-        predicted = apply(ctx.classify, outputs, ctx.batch_size, device_of(ctx.module)).argmax(1)
-        values["class_kept"] = float((predicted == ctx.source["y"]).float().mean())
+    classifiers = ctx.classifiers()[: None if panel else 1]
+    if classifiers and "y" in ctx.source:
+        predicted = panel_predictions(classifiers, outputs, ctx.batch_size, device_of(ctx.module))
+        values.update(panel_scores("class_kept", [name for name, _ in classifiers], predicted, ctx.source["y"]))
     return values
 
 
@@ -126,6 +130,6 @@ def paired_scores(ctx: ScoreContext) -> dict[str, float]:
         return {}
     values = scores_of(ctx, generate_from(ctx.module, ctx.source, ctx.batch_size, ctx.use_ema))
     for prefix, (_, fn) in baselines_of(ctx.family).items():
-        base = scores_of(ctx, baseline_outputs(ctx, prefix, fn))
+        base = scores_of(ctx, baseline_outputs(ctx, prefix, fn), panel=False)
         values.update({f"{prefix}_{k}": v for k, v in base.items()})
     return values

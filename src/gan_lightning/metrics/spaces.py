@@ -7,7 +7,11 @@ the TF1.x-compatible bilinear resize to 299x299). Numbers are named ``fid``, ``k
 ``domain``: the project's small classifier for the dataset (``domain.py``). Numbers are named ``fid_domain``,
 ``kid_domain``, ``is_domain``, ... and, from its predictions, ``classes_covered`` and ``class_kl``.
 
-The two are never mixed: each metric name belongs to one feature space.
+``domain_<tag>``: each further member of the classifier panel (``domain.panel_members``: ``fashion_mnist_b.pt``
+gives ``domain_b``), after the primary. Numbers are named ``fid_domain_b``, ``kid_domain_b``, ...,
+``classes_covered_domain_b``; the primary's names stay as they were.
+
+The spaces are never mixed: each metric name belongs to one feature space.
 """
 
 from __future__ import annotations
@@ -36,14 +40,21 @@ FEATURE_CHOICES = ("auto", "inception", "domain")
 class FeatureSpace:
     """A feature extractor and how it was made. ``extract(uint8 N×C×H×W) -> (features [N, d], logits [N, K])``."""
 
-    name: str  # "inception" or "domain"
-    suffix: str  # appended to metric names: "" or "_domain"
+    name: str  # "inception", "domain" or a panel member's "domain_<tag>"
+    suffix: str  # appended to metric names: "", "_domain" or "_domain_<tag>"
     network: nn.Module
     weights: str
     weights_sha256: str
     description: dict = field(default_factory=dict)
     batch_size: int = 500
     classes: bool = False  # its logits are the dataset's classes (class coverage)
+    tag: str = ""  # a classifier panel member's tag ("b" for domain_b); "" for the primary and Inception
+
+    @property
+    def coverage_suffix(self) -> str:
+        """Appended to the class-coverage names: none for the primary (``classes_covered``), the suffix for a
+        panel member (``classes_covered_domain_b``)."""
+        return self.suffix if self.tag else ""
 
     def to(self, device) -> FeatureSpace:
         self.network.to(device)
@@ -60,7 +71,7 @@ class FeatureSpace:
         return torch.cat(feats), torch.cat(logits)
 
     def _extract(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        if self.name == "domain":
+        if self.name == "domain" or self.tag:
             return self.network.features(domain.preprocess(images))
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
@@ -148,16 +159,22 @@ def find_domain_weights(dataset: str | None, path: str | None = None) -> Path | 
     return domain.shipped_weights(dataset) if dataset else None
 
 
-def load_domain(path: Path, dataset: str | None, shape: tuple[int, ...], num_classes: int | None) -> FeatureSpace:
+def load_domain(path: Path, dataset: str | None, shape: tuple[int, ...], num_classes: int | None,
+                tag: str = "") -> FeatureSpace:
+    """The domain classifier at ``path`` as a feature space: the primary (``domain``), or with ``tag`` the panel
+    member ``domain_<tag>``."""
     net, sha = domain.load_classifier(path)
     info = domain.weights_info(path)
     if num_classes is not None and net.head.out_features != num_classes:
         raise UserError(f"domain classifier {path} has {net.head.out_features} classes but the data has {num_classes}")
+    architecture = next(name for name, cls in domain.ARCHITECTURES.items() if isinstance(net, cls))
     return FeatureSpace(
-        name="domain", suffix="_domain", network=net, weights=str(path), weights_sha256=sha, batch_size=1000,
-        classes=True,
+        name=f"domain_{tag}" if tag else "domain", suffix=f"_domain_{tag}" if tag else "_domain", network=net,
+        weights=str(path), weights_sha256=sha, batch_size=1000, classes=True, tag=tag,
         description={
-            "network": "gan_lightning DomainClassifier trained on " + str(info.get("dataset", dataset)) + " train",
+            "network": f"gan_lightning {type(net).__name__} trained on {info.get('dataset', dataset)} train",
+            "architecture": architecture,
+            "seed": info.get("recipe", {}).get("seed"),
             "test_accuracy": info.get("test_accuracy"),
             "features": f"{net.num_features}-d penultimate layer (FID, KID, precision/recall); logits (IS, classes)",
             "resize": domain.describe_resize(tuple(shape)),
@@ -166,11 +183,15 @@ def load_domain(path: Path, dataset: str | None, shape: tuple[int, ...], num_cla
 
 
 def resolve_spaces(features: str, dataset: str | None, shape: tuple[int, ...], num_classes: int | None,
-                   inception_weights: str | None = None, domain_weights: str | None = None,
+                   inception_weights: str | None = None, domain_weights: str | None = None, panel: bool = True,
                    warn=log.warning) -> list[FeatureSpace]:
     """The feature spaces to use for image data. ``auto``: Inception where its weights are present, plus the
     domain classifier where one exists for the dataset. A missing Inception file costs one warning line (and the
-    domain features are used); a file given by path that does not exist is a ``UserError``."""
+    domain features are used); a file given by path that does not exist is a ``UserError``.
+
+    With ``panel``, the domain classifier's panel members follow it (``domain_b``, ``domain_c``, ...): the files
+    ``<stem>_<tag>.pt`` beside its weights (``domain.panel_members``), so a user's ``domain_weights=DIR/mine.pt``
+    has a panel only where ``DIR/mine_b.pt``, ... exist."""
     if features not in FEATURE_CHOICES:
         raise UserError(f"unknown feature space {features!r}; valid: {', '.join(FEATURE_CHOICES)}")
     spaces: list[FeatureSpace] = []
@@ -190,4 +211,7 @@ def resolve_spaces(features: str, dataset: str | None, shape: tuple[int, ...], n
                         "domain_weights=PATH")
     if domain_path is not None and (features == "domain" or features == "auto" or not spaces):
         spaces.append(load_domain(domain_path, dataset, shape, num_classes))
+        if panel:
+            spaces += [load_domain(path, dataset, shape, num_classes, tag=tag)
+                       for tag, path in domain.panel_members(domain_path)]
     return spaces

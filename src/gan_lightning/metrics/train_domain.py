@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .domain import DATASETS, WEIGHTS_DIR, DomainClassifier, load_classifier, preprocess
+from .domain import ARCHITECTURES, DATASETS, WEIGHTS_DIR, load_classifier, preprocess
 
 
 def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -37,7 +37,7 @@ def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tenso
 
 
 @torch.no_grad()
-def accuracy(net: DomainClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
     net.eval()
     correct = 0
     for i in range(0, len(images), batch_size):
@@ -46,11 +46,12 @@ def accuracy(net: DomainClassifier, images: torch.Tensor, labels: torch.Tensor, 
 
 
 def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, epochs: int = 8,
-                     batch_size: int = 128, lr: float = 2e-3, seed: int = 0, log=print) -> DomainClassifier:
+                     batch_size: int = 128, lr: float = 2e-3, seed: int = 0, log=print,
+                     arch: str = "cnn") -> torch.nn.Module:
     """Adam with a one-cycle schedule, label smoothing 0.05, random shifts of up to 2 pixels."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = DomainClassifier(num_classes=num_classes)
+    net = ARCHITECTURES[arch](num_classes=num_classes)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
     steps_per_epoch = len(train_x) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn",
+                        help="cnn: DomainClassifier (the shipped classifier); pool: PoolClassifier (a panel member)")
+    parser.add_argument("--name", default=None, help="file stem of the weights (default: the dataset's name)")
     args = parser.parse_args(argv)
 
     from ..data import TorchvisionDataModule
@@ -94,12 +98,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.time()
     net = train_classifier(train_x, train_y, dm.num_classes, epochs=args.epochs, batch_size=args.batch_size,
-                           lr=args.lr, seed=args.seed, log=lambda m: print(m, flush=True))
+                           lr=args.lr, seed=args.seed, log=lambda m: print(m, flush=True), arch=args.arch)
     train_s = time.time() - t0
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = out / f"{args.data}.pt"
+    weights = out / f"{args.name or args.data}.pt"
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, weights)
     # Accuracy of the weights as shipped (float16, loaded back as float32), not of the in-memory float32 net.
     shipped, sha = load_classifier(weights)
@@ -111,8 +115,10 @@ def main(argv: list[str] | None = None) -> dict:
         "sha256": sha,
         "bytes": weights.stat().st_size,
         "parameters": sum(p.numel() for p in net.parameters()),
-        "architecture": "gan_lightning.metrics.domain.DomainClassifier (conv32/2-conv64-pool-conv64-pool-fc128-fc)"
-                        "; features: 128-d penultimate (after ReLU)",
+        "architecture": {"cnn": "gan_lightning.metrics.domain.DomainClassifier (conv32/2-conv64-pool-conv64-pool-"
+                                 "fc128-fc); features: 128-d penultimate (after ReLU)",
+                         "pool": "gan_lightning.metrics.domain.PoolClassifier (conv24-conv24/2-conv48-conv48/2-conv96-"
+                                 "global average pool-fc); features: 96-d pooled"}[args.arch],
         "recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "optimizer": "AdamW wd 5e-4, one-cycle",
                    "lr": args.lr, "label_smoothing": 0.05, "augmentation": "random shift <= 2 px", "seed": args.seed},
         "train_data_sha256": hashlib.sha256(train_x.numpy().tobytes()).hexdigest(),

@@ -16,6 +16,11 @@ their labels ``y_a``, ``y_b``):
 - ``fid_domain_ba``: FID in the domain classifier's space of the B -> A translations against the held-out A
   images (the A -> B FID is the package's ``fid_domain``, against domain B's reference images).
 
+With a classifier panel (``registry.panel_scores``), ``target_share_ab`` / ``_ba`` are also given by each member
+(``target_share_ab_domain_b``, ...) with the panel's mean, minimum and agreement (``target_share_ab_panel_mean``,
+``_panel_min``, ``_panel_agree``), and ``fid_domain_ba`` in each member's space (``fid_domain_b_ba``, ...). The
+baselines are scored by the primary classifier only.
+
 Translations are made by the sampling generator (the EMA copy where there is one) in eval mode.
 """
 
@@ -27,7 +32,7 @@ from torch import Tensor
 from ..data.convert import to_float, to_uint8
 from .core import fid
 from .reference import Reference
-from .registry import ScoreContext, apply, device_of, register
+from .registry import ScoreContext, apply, device_of, panel_predictions, panel_scores, register
 
 NOISE_LEVELS = 1.0  # standard deviation of the noise added to the quantised intermediate image, in grey levels
 
@@ -65,12 +70,14 @@ def quantise_with_noise(images: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def _domain_fid(ctx: ScoreContext, outputs: Tensor, real: Tensor) -> dict[str, float]:
-    space = next((s for s in ctx.spaces if s.classes), None)
-    if space is None:
-        return {}
-    real_features, _ = space.extract(to_uint8(real))
-    fake_features, _ = space.extract(to_uint8(outputs))
-    return {"fid_domain": fid(fake_features.cpu(), Reference(real_features.cpu(), None, {}))}
+    """FID of ``outputs`` against ``real`` in the domain classifier's space (``fid_domain``) and in each panel
+    member's (``fid_domain_b``, ...)."""
+    values = {}
+    for space in (s for s in ctx.spaces if s.classes):
+        real_features, _ = space.extract(to_uint8(real))
+        fake_features, _ = space.extract(to_uint8(outputs))
+        values[f"fid{space.suffix}"] = fid(fake_features.cpu(), Reference(real_features.cpu(), None, {}))
+    return values
 
 
 def _target_class(labels: Tensor) -> int:
@@ -98,11 +105,13 @@ def translation_scores(ctx: ScoreContext) -> dict[str, float]:
         if threshold is not None:
             values[f"iou_{tag}"] = foreground_iou(x, out, threshold)
         labels = source.get(f"y_{keys[dst]}")
-        if ctx.classify is not None and labels is not None:
-            target = _target_class(labels)
-            for name, images in (("", out), ("baseline_", x)):
-                predicted = apply(ctx.classify, images, ctx.batch_size, device_of(ctx.module)).argmax(1)
-                values[f"{name}target_share_{tag}"] = float((predicted == target).float().mean())
+        panel = ctx.classifiers()
+        if panel and labels is not None:
+            target, device = _target_class(labels), device_of(ctx.module)
+            predicted = panel_predictions(panel, out, ctx.batch_size, device)
+            values.update(panel_scores(f"target_share_{tag}", [name for name, _ in panel], predicted, target))
+            predicted = apply(panel[0][1], x, ctx.batch_size, device).argmax(1)  # the baseline: primary only
+            values[f"baseline_target_share_{tag}"] = float((predicted == target).float().mean())
         if direction == "BtoA":
             values.update({f"{k}_ba": v for k, v in _domain_fid(ctx, out, to_float(source[keys["a"]])).items()})
     return values
