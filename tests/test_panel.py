@@ -328,8 +328,9 @@ def test_the_protocol_records_each_member_and_the_references_are_cached_apart(fo
     assert list(off["feature_spaces"]) == ["domain"] and "panel" not in off and "panel" not in off["settings"]
 
 
-def test_the_panel_option_is_on_in_the_configs_and_takes_only_true_or_false(tmp_path):
-    assert compose_cfg(["trainer=cpu"], tmp_path / "train").metrics.panel is True
+def test_the_panel_is_on_in_evaluate_off_in_training_by_default_and_takes_only_true_or_false(tmp_path):
+    assert compose_cfg(["trainer=cpu"], tmp_path / "train").metrics.panel is False
+    assert compose_cfg(["trainer=cpu", "metrics.panel=true"], tmp_path / "train2").metrics.panel is True
     assert compose_cfg(["ckpt=x.ckpt"], tmp_path / "evaluate", config_name="evaluate").panel is True
     with pytest.raises(UserError, match="^metrics.panel must be true or false; got 'yes'$"):
         MetricOptions(panel="yes").check("metrics.")
