@@ -58,6 +58,8 @@ def read_plain(data: bytes, channels: int) -> Tensor | None:
         if end + 4 > len(data):
             return None
         kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT" and not idat and (length < 3 or data[pos + 10] & 0b110):
+            return None  # compressed deflate blocks (an ordinary PNG): Pillow's, without inflating it here first
         if kind == b"IDAT" or kind == b"IHDR":
             if zlib.crc32(view[pos + 4 : end]) != struct.unpack(">I", data[end : end + 4])[0]:
                 return None

@@ -188,11 +188,12 @@ class ImageSource:
                     return data
         return archive.read(name)
 
-    def open(self, i: int) -> Image.Image:
-        """Item ``i`` as a loaded PIL image; ``UnreadableImage`` naming it if it cannot be decoded."""
+    def open(self, i: int, data: bytes | None = None) -> Image.Image:
+        """Item ``i`` (from ``data``, its file's bytes, when they are at hand) as a loaded PIL image;
+        ``UnreadableImage`` naming it if it cannot be decoded."""
         try:
-            if self.is_zip:
-                image = Image.open(io.BytesIO(self._bytes(i)))
+            if self.is_zip or data is not None:
+                image = Image.open(io.BytesIO(self._bytes(i) if data is None else data))
                 image.load()
             else:
                 with Image.open(self.root / self.names[i]) as f:
@@ -207,15 +208,18 @@ class ImageSource:
 
         A PNG stored unfiltered (what ``prepare_data.py`` writes: ``data/png.py``) is read straight into a tensor,
         with no decoding to speak of; every other file goes through PIL."""
+        data = None
         if self.names[i].lower().endswith(".png"):
             try:
                 # The PNG's own CRCs, which read_plain checks, cover its pixels: the zip's CRC is not read twice.
-                plain = read_plain(self._bytes(i, verify=False), channels)
+                data = self._bytes(i, verify=False)
             except Exception as err:  # noqa: BLE001 - zipfile raises many types for bad members
                 raise UnreadableImage(self.path_of(i), f"cannot be decoded ({one_line(err)})") from None
+            plain = read_plain(data, channels)
             if plain is not None:
                 return plain
-        image = self.open(i)
+        # A file's bytes serve PIL as they are; a zip member is read again with its CRC checked.
+        image = self.open(i, None if self.is_zip else data)
         mode = "L" if channels == 1 else "RGB"
         try:
             return _tensor(image if image.mode == mode else image.convert(mode))
