@@ -30,6 +30,9 @@ RUNS = {  # name: (model, overrides)
     "pix2pix_l1": ("pix2pix_l1", []),
     "cyclegan": ("cyclegan", []),
     "cyclegan_no_cycle": ("cyclegan", ["model.cycle_weight=0"]),  # Zhu et al.'s "GAN alone" (no identity term either)
+    # the hard cases (docs/results.md): a discriminator that sees the whole 28-px image (34-px field), a lighter cycle
+    "cyclegan_d34": ("cyclegan", ["model.discriminator.n_layers=2"]),
+    "cyclegan_cycle5": ("cyclegan", ["model.cycle_weight=5"]),
 }
 PIX2PIX_KEYS = ("l1", "psnr", "ssim", "fid_domain", "class_kept")
 CYCLEGAN_KEYS = ("target_share_ab", "iou_ab", "fid_domain", "cycle_l1_a", "cycle_l1_a_quantised",
