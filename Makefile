@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
+TEST_JOBS ?= 2
 EXPERIMENT ?= fashion_mnist/best
 
 .PHONY: install data train test test-fast bench bench-overhead bench-data report clean
@@ -28,7 +29,7 @@ train: $(STAMP) data
 	$(PY) train.py experiment=$(EXPERIMENT) trainer.max_time=00:00:05:00 $(ARGS)
 
 test: $(STAMP) data
-	$(PY) -m pytest --durations=30 $(ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --durations=30 $(ARGS)
 
 # The developer's loop: everything but the tests marked slow (end-to-end subprocesses, DDP, sweeps).
 test-fast: $(STAMP) data

@@ -13,6 +13,22 @@ from omegaconf import DictConfig
 from gan_lightning.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2``), each worker and the subprocesses it starts get their share
+    of the cores as torch threads, instead of every worker running as many threads as there are cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+_share_the_cores()
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 # Small, fast versions of every model for tests.

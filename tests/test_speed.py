@@ -44,8 +44,15 @@ def initial_weights(make_cfg, tmp_path, *overrides: str) -> dict[str, torch.Tens
 def test_channels_last_trains_the_same_weights_in_channels_last_layout(make_cfg, tmp_path):
     plain = trained_weights(make_cfg, tmp_path, "plain", "model=dcgan")
     fast = trained_weights(make_cfg, tmp_path, "cl", "model=dcgan", "model.channels_last=true")
-    assert_trained(initial_weights(make_cfg, tmp_path, "model=dcgan"), fast)
-    assert_same_weights(plain, fast, atol=1e-5)
+    init = initial_weights(make_cfg, tmp_path, "model=dcgan")
+    assert_trained(init, fast)
+    # The layouts sum in different orders, and by how much that shows after a few Adam steps depends on the thread
+    # count (3e-6 with 2 threads, 2e-5 with 1, as under `make test`'s workers): within a tenth of how far training
+    # moved each tensor. A layout that computed something else would differ by about the whole movement.
+    assert plain.keys() == fast.keys()
+    for key in plain:
+        moved = (plain[key].float() - init[key].float()).abs().max()
+        assert (plain[key].float() - fast[key].float()).abs().max() <= 0.1 * moved + 1e-7, key
 
     cfg = make_cfg(*COMMON, "model=dcgan", "model.channels_last=true", "max_iterations=1")
     module = build_module(cfg, instantiate(cfg.data))
