@@ -195,6 +195,8 @@ def edited(cfg: DictConfig, values: dict) -> DictConfig:
             parent = OmegaConf.select(cfg, parent_key)
             if not isinstance(parent, DictConfig) or leaf not in parent.keys():
                 continue
+            if key == "data.subset" and parent.get("subset_per_class") is not None:
+                continue  # a preset's labelled subset (experiment=few_labels/...) is small already
             if OmegaConf.is_missing(parent, leaf) or isinstance(parent[leaf], ListConfig) == isinstance(value, list):
                 parent[leaf] = value  # (a list for a list, a number for a number)
     return cfg

@@ -59,6 +59,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.image_size", lambda v: v is None or (is_int(v) and v >= 8), "an integer >= 8 or null"),
     ("data.channels", lambda v: v is None or v in (1, 3), "1, 3 or null"),
     ("data.subset", lambda v: v is None or (is_int(v) and v > 0), "a positive integer or null"),
+    ("data.subset_per_class", lambda v: v is None or (is_int(v) and v > 0), "a positive integer or null"),
     ("optim.n_critic", lambda v: is_int(v) and v > 0, "a positive integer"),
     ("optim.generator.lr", lambda v: is_number(v) and v > 0, "a positive number"),
     ("optim.discriminator.lr", lambda v: is_number(v) and v > 0, "a positive number"),
@@ -121,6 +122,9 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     # generate.py
     ("ckpt", lambda v: isinstance(v, str) and v != "", "a checkpoint path"),
     ("n", lambda v: is_int(v) and v > 0, "a positive integer"),
+    # synthesize.py (the format and the output: gan_lightning.synthesize.check_options)
+    ("per_class", lambda v: is_int(v) and v > 0, "a positive integer"),
+    ("filter", lambda v: v is None or (is_number(v) and 0 < v < 1), "a probability threshold in (0, 1) or null"),
     # the inputs and outputs of the commands (evaluate.py's out may be null: print only)
     ("input", lambda v: isinstance(v, str) and v != "", "a path"),
     ("out", lambda v: v is None or (isinstance(v, str) and v != ""), "a path"),
@@ -134,7 +138,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("transform", lambda v: v in TRANSFORMS, " or ".join(TRANSFORMS)),
     ("max_images", lambda v: v is None or (is_int(v) and v > 0), "a positive integer or null"),
     ("any_resolution", lambda v: isinstance(v, bool), "true or false"),
-    ("format", lambda v: v in FORMATS, " or ".join(FORMATS)),
+    ("format", lambda v: v in FORMATS or v == "folder",
+     " or ".join(FORMATS) + " (prepare_data.py); folder or zip (synthesize.py)"),
     ("num_workers", lambda v: is_int(v) and v >= 0, "an integer >= 0"),
 ]
 

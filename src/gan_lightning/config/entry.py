@@ -74,6 +74,10 @@ def _check_outputs(cfg, config_name: str, multirun: bool) -> None:
 
         check_prepare(**{k: cfg[k] for k in ("input", "out", "resolution", "layout", "labels", "bad_files", "channels",
                                              "transform", "max_images", "any_resolution", "format", "num_workers")})
+    elif config_name == "synthesize":
+        from ..synthesize import check_options
+
+        check_options(cfg.out, cfg.per_class, cfg.filter, cfg.format)
     elif cfg.get("out"):
         if config_name == "import_weights":
             from ..importers import check_new_output

@@ -151,6 +151,7 @@ class TorchvisionDataModule(TensorDataModule):
         image_size: int | None = None,
         channels: int | None = None,
         subset: int | None = None,
+        subset_per_class: int | None = None,
         download: bool = True,
         seed: int = 0,
         in_memory: bool = True,
@@ -165,11 +166,19 @@ class TorchvisionDataModule(TensorDataModule):
             raise UserError(f"channels must be 1 or 3, got {channels}: fix data.channels")
         if subset is not None and subset < 1:
             raise UserError(f"subset must be >= 1, got {subset}: fix data.subset or set it to null")
+        if subset_per_class is not None and (isinstance(subset_per_class, bool) or subset_per_class < 1):
+            raise UserError(f"subset_per_class must be >= 1, got {subset_per_class}: fix data.subset_per_class or "
+                            "set it to null")
+        if subset is not None and subset_per_class is not None:
+            raise UserError("data.subset and data.subset_per_class both given: keep one (set the other to null)")
+        if subset_per_class is not None and type(self)._setup is not TorchvisionDataModule._setup:
+            raise UserError(f"data.subset_per_class applies to the labelled image sets (data=fashion_mnist, mnist, "
+                            f"cifar10), not to {type(self).__name__}: set it to null")
         super().__init__(batch_size, seed)
         self.known = TORCHVISION[name]
         self._splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.name, self.root = name, os.path.expanduser(root)
-        self.subset, self.download = subset, download
+        self.subset, self.subset_per_class, self.download = subset, subset_per_class, download
         self.in_memory, self.num_workers = in_memory, num_workers
         data_device(device, torch.device("cpu"), 0)  # checks the choice now, not at the first batch
         self.device = device
@@ -256,11 +265,34 @@ class TorchvisionDataModule(TensorDataModule):
 
     def _setup(self) -> None:
         x, y = self._load("train", self.subset)
+        if self.subset_per_class is not None:
+            keep = class_subset(y, self.subset_per_class, self.seed, self.class_names)
+            x, y = x[keep], y[keep]
         self._tensors = {"x": x, "y": y}
         log.info("%s: %d training images of shape %s", self.known.title, len(self._x), self.shape)
+
+    def train_subset(self) -> tuple[Tensor, Tensor]:
+        """The training images and labels this module trains on (after ``subset`` or ``subset_per_class``)."""
+        self.setup()
+        return self._tensors["x"], self._tensors["y"]
 
     def train_dataloader(self) -> TensorBatchLoader | ItemLoader:
         if self.in_memory:
             return super().train_dataloader()
         self.setup()
         return ItemLoader(TensorItems(self._tensors), self.batch_size, self.num_workers, self.seed, **self._dist())
+
+
+def class_subset(labels: Tensor, per_class: int, seed: int, class_names: list[str] | None = None) -> Tensor:
+    """Indices of ``per_class`` examples of every class of ``labels``, drawn by ``seed`` (sorted): the labelled
+    subset of ``data.subset_per_class``. A ``UserError`` if a class has fewer."""
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in range(int(labels.max()) + 1):
+        members = (labels == c).nonzero().flatten()
+        if len(members) < per_class:
+            name = class_names[c] if class_names and c < len(class_names) else str(c)
+            raise UserError(f"subset_per_class={per_class}: class {name} has only {len(members)} training images: "
+                            f"lower data.subset_per_class to at most {len(members)}")
+        picked.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    return torch.cat(picked).sort().values

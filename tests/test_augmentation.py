@@ -1,0 +1,190 @@
+"""Too few labels: a class-conditional GAN trained on a labelled subset (experiment=few_labels/...), its samples
+written as a labelled dataset (synthesize.py), and what they add to a classifier (augmentation_gain.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from .conftest import compose_cfg, run_entry
+from gan_lightning.data import TorchvisionDataModule
+from gan_lightning.data.folders import ImageFolderDataModule
+from gan_lightning.data.sources import ImageSource
+from gan_lightning.errors import UserError
+from gan_lightning.metrics import augmentation
+from gan_lightning.metrics.domain import sha256_file
+from gan_lightning.metrics.train_domain import accuracy
+from gan_lightning.synthesize import synthesize
+from gan_lightning.train.fit import train
+
+TINY_CGAN = ["model.generator.ngf=8", "model.discriminator.ndf=8", "model.latent_dim=16", "model.embed_dim=8"]
+
+
+@pytest.fixture(scope="module")
+def few_labels_ckpt(tmp_path_factory, fmnist_root):
+    """A tiny class-conditional GAN trained 150 iterations by experiment=few_labels/n10 (100 labelled images)."""
+    out = tmp_path_factory.mktemp("few_labels")
+    cfg = compose_cfg(["experiment=few_labels/n10", "trainer=cpu", "logger=csv", "~callbacks.progress_bar",
+                       "~callbacks.model_summary", "trainer.enable_model_summary=false", f"data.root={fmnist_root}",
+                       "max_iterations=150", "metrics=none", "callbacks.samples.every_n_iterations=0", *TINY_CGAN],
+                      out / "run")
+    result = train(cfg)
+    assert result["iteration"] == 150
+    return result["last_checkpoint"]
+
+
+def test_subset_per_class_keeps_n_images_of_every_class_drawn_by_the_seed(fmnist_root):
+    def subset(seed, n=10):
+        return TorchvisionDataModule("fashion_mnist", root=str(fmnist_root), subset_per_class=n, seed=seed).train_subset()
+
+    x, y = subset(0)
+    assert x.shape == (100, 1, 28, 28) and torch.equal(y.bincount(), torch.full((10,), 10))
+    assert torch.equal(subset(0)[0], x) and not torch.equal(subset(1)[0], x)  # the seed picks it, reproducibly
+    full_x, full_y = TorchvisionDataModule("fashion_mnist", root=str(fmnist_root)).load_split("train")
+    index = {bytes(img.numpy()): label for img, label in zip(full_x, full_y.tolist())}
+    assert all(index[bytes(img.numpy())] == label for img, label in zip(x, y.tolist()))  # real images, true labels
+    with pytest.raises(UserError, match="class T-shirt/top has only 6000 training images"):
+        subset(0, 6001)
+    with pytest.raises(UserError, match="both given"):
+        TorchvisionDataModule("fashion_mnist", root=str(fmnist_root), subset=100, subset_per_class=10)
+
+
+def test_few_labels_recipe_trains_on_its_subset_only(few_labels_ckpt, tmp_path, fmnist_root):
+    from gan_lightning.train.checkpoints import read_checkpoint
+
+    config = read_checkpoint(few_labels_ckpt)["gan_lightning"]["config"]
+    data = config["data"]["cfg"]
+    assert data["subset_per_class"] == 10 and data["subset"] is None
+    assert config["model"]["_target_"].endswith("CGAN")
+    cfg = compose_cfg(["experiment=few_labels/n500"], tmp_path)
+    assert cfg.data.subset_per_class == 500 and cfg.augment.kind == "diffaugment"
+
+
+def test_synthesize_writes_a_labelled_dataset_that_the_data_modules_read(few_labels_ckpt, tmp_path):
+    out = tmp_path / "synthetic"
+    result = synthesize(few_labels_ckpt, per_class=4, out=str(out), seed=3)
+    names = result["provenance"]["class_names"]
+    assert len(names) == 10 and result["counts"] == {n: 4 for n in names}
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders[0] == "0_T-shirt_top" and folders[9] == "9_Ankle_boot" and len(list(out.rglob("*.png"))) == 40
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["checkpoint"]["sha256"] == sha256_file(few_labels_ckpt)
+    assert provenance["options"]["seed"] == 3 and provenance["options"]["psi"] == 1.0
+
+    source = ImageSource(out)
+    by_json, json_names = source.labels("auto")  # dataset.json: the model's class indices and names
+    by_folder, _ = source.labels("subfolders")  # class folders sorted by name: the same indices
+    assert by_json == by_folder and json_names == names and sorted(by_json) == [k // 4 for k in range(40)]
+    dm = ImageFolderDataModule(str(out), image_size=28, channels=1, labels="auto", num_workers=0)
+    assert list(dm.spec.class_names) == names
+
+    # the same seed draws the same images; as a prepared zip, the same dataset
+    again = synthesize(few_labels_ckpt, per_class=4, out=str(tmp_path / "again.zip"), seed=3, format="zip")
+    zipped = ImageSource(again["out"])
+    assert zipped.labels("auto") == (by_json, names)
+    assert json.loads(zipped.read_text("provenance.json"))["checkpoint"]["sha256"] == sha256_file(few_labels_ckpt)
+    assert len(zipped) == len(source) == 40  # (renamed in dataset_tool's way, in the same order)
+    assert all(torch.equal(zipped.read(i, 1), source.read(i, 1)) for i in range(40))
+
+
+def test_the_confidence_filter_keeps_only_samples_its_classifier_finds_on_label(few_labels_ckpt, tmp_path):
+    # the filter's classifier, trained again the same way on the generator's own 100 labelled images
+    judge = augmentation.fit_classifier(*_subset_of(few_labels_ckpt), 10, steps=60, seed=0)
+
+    def confidence(folder):
+        source = ImageSource(folder)
+        labels, _ = source.labels("auto")
+        images = torch.stack([source.read(i, 1) for i in range(len(source))])
+        return augmentation.label_confidence(judge, images, torch.tensor(labels)).view(10, -1)
+
+    plain = synthesize(few_labels_ckpt, per_class=40, out=str(tmp_path / "plain"), seed=0)
+    # a threshold that about a third of every class's samples pass (this tiny generator is far from its data)
+    threshold = confidence(tmp_path / "plain").quantile(0.67, dim=1).min().item()
+    kept = synthesize(few_labels_ckpt, per_class=10, out=str(tmp_path / "kept"), seed=0, filter=threshold,
+                      filter_steps=60)
+    assert kept["drawn"] > plain["drawn"] == 400 and 0 < kept["accepted_share"] < 1
+    assert "no test images" in kept["provenance"]["filter"]["trained_on"]
+    assert confidence(tmp_path / "kept").min() >= threshold > confidence(tmp_path / "plain").min()
+
+
+def _subset_of(ckpt):
+    from gan_lightning.metrics.evaluation import infer_data
+    from gan_lightning.train.checkpoints import read_checkpoint
+
+    return infer_data(read_checkpoint(ckpt)["gan_lightning"]["config"]["data"], "data").train_subset()
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"per_class": 0}, "per_class must be a positive integer"),
+    ({"filter": 1.0}, "filter must be a probability threshold in (0, 1)"),
+    ({"filter": 0}, "filter must be a probability threshold in (0, 1)"),
+    ({"format": "npz"}, "format must be one of folder, zip"),
+])
+def test_synthesize_refuses_bad_options_and_writes_nothing(few_labels_ckpt, tmp_path, options, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        synthesize(few_labels_ckpt, **{"per_class": 2, "out": str(tmp_path / "out"), **options})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_synthesize_refuses_an_unconditional_model_and_an_occupied_folder(few_labels_ckpt, tmp_path):
+    from pathlib import Path
+
+    dcgan = Path(__file__).parent / "data" / "pre_seam_dcgan.ckpt"
+    r = run_entry("synthesize.py", f"ckpt={dcgan}", "per_class=2", f"out={tmp_path / 'out'}")
+    assert r.returncode == 2 and "needs a class-conditional model" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "mine.png").write_bytes(b"keep me")
+    r = run_entry("synthesize.py", f"ckpt={few_labels_ckpt}", "per_class=2", f"out={occupied}")
+    assert r.returncode == 2 and "already holds a dataset" in r.stderr
+    assert [p.name for p in occupied.iterdir()] == ["mine.png"] and (occupied / "mine.png").read_bytes() == b"keep me"
+
+
+def test_more_correctly_labelled_images_help_the_arms_classifier_and_mislabelled_ones_do_not(fmnist_root):
+    """The measure's classifier without a GAN: 10 real images a class, plus "synthetic" images that are 30 more real
+    ones a class with their true labels (they must help), or the same with their labels shuffled (they must not)."""
+    fashion = TorchvisionDataModule("fashion_mnist", root=str(fmnist_root))
+    x, y = fashion.load_split("train")
+    picked = torch.cat([(y == c).nonzero().flatten()[:40] for c in range(10)]).view(10, 40)
+    real, extra = (x[picked[:, :10].flatten()], y[picked[:, :10].flatten()]), picked[:, 10:].flatten()
+    shuffled = y[extra][torch.randperm(len(extra), generator=torch.Generator().manual_seed(0))]
+    test_x, test_y = fashion.load_split("test")
+    test = (test_x[:2000], test_y[:2000])
+    arms = {"true": augmentation.arms_of(real, (x[extra], y[extra]), 10, [3.0], seed=0),
+            "shuffled": augmentation.arms_of(real, (x[extra], shuffled), 10, [3.0], seed=0)}
+    assert torch.equal(arms["true"]["real"][1], real[1]) and len(arms["true"]["real+3x"][0]) == 400
+    score = {name: accuracy(augmentation.fit_classifier(*arms[name]["real+3x"], 10, steps=100, seed=0), *test)
+             for name in arms}
+    alone = accuracy(augmentation.fit_classifier(*real, 10, steps=100, seed=0), *test)
+    assert score["true"] > alone + 0.02 and score["shuffled"] < score["true"] - 0.05
+
+
+def test_mean_interval_is_the_student_t_interval():
+    values = [0.70, 0.74, 0.72]
+    out = augmentation.mean_interval(values)
+    sd = math.sqrt(sum((v - 0.72) ** 2 for v in values) / 2)
+    assert out["mean"] == pytest.approx(0.72) and out["ci95"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    assert augmentation.mean_interval([0.5])["ci95"] is None
+    summary = augmentation.summarise([{"real": 0.6, "real+1x": 0.65}, {"real": 0.62, "real+1x": 0.66}])
+    assert summary["gain_real+1x"]["values"] == pytest.approx([0.05, 0.04])
+
+
+def test_augmentation_gain_measures_a_synthesized_dataset_against_the_generators_own_subset(few_labels_ckpt,
+                                                                                             tmp_path):
+    out = tmp_path / "synthetic"
+    synthesize(few_labels_ckpt, per_class=30, out=str(out), seed=0)
+    result = augmentation.measure([str(out)], seeds=[0], steps=10, ratios=[1.0, 3.0])
+    assert result["datasets"][0]["real_images"] == 100 and result["datasets"][0]["synthetic_images"] == 300
+    row = result["replicates"][0]
+    assert set(row) >= {"real", "real+1x", "real+3x", "synthetic", "gan_test"} and row["steps"] == 10
+    assert all(0 <= row[k] <= 1 for k in ("real", "real+1x", "real+3x", "synthetic", "gan_test"))
+    assert "gain_real+3x" in result["summary"]
+
+    r = run_entry("augmentation_gain.py", f"synthetic={out}", "ratios=[20]", f"out={tmp_path / 'gain.json'}")
+    assert r.returncode == 2 and "needs 2000 synthetic images" in r.stderr and not (tmp_path / "gain.json").exists()
+    r = run_entry("augmentation_gain.py", f"synthetic={tmp_path}", f"out={tmp_path / 'gain.json'}")
+    assert r.returncode == 2 and "not written by synthesize.py" in r.stderr
