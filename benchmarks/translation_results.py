@@ -33,6 +33,8 @@ RUNS = {  # name: (model, overrides)
     # the hard cases (docs/results.md): a discriminator that sees the whole 28-px image (34-px field), a lighter cycle
     "cyclegan_d34": ("cyclegan", ["model.discriminator.n_layers=2"]),
     "cyclegan_cycle5": ("cyclegan", ["model.cycle_weight=5"]),
+    "cyclegan_d34_id1": ("cyclegan", ["model.discriminator.n_layers=2", "model.identity_weight=1.0"]),
+    "cyclegan_d34_cycle15": ("cyclegan", ["model.discriminator.n_layers=2", "model.cycle_weight=15"]),
 }
 PIX2PIX_KEYS = ("l1", "psnr", "ssim", "fid_domain", "class_kept")
 CYCLEGAN_KEYS = ("target_share_ab", "iou_ab", "fid_domain", "cycle_l1_a", "cycle_l1_a_quantised",

@@ -431,3 +431,20 @@ def test_train_py_on_a_bad_pair_file_stops_with_one_line_naming_it_and_saves_the
     last = r.stderr.strip().splitlines()[-1]
     assert "x.png is 20x16: an aligned pair must be twice as wide as high" in last and "data.bad_files=skip" in last
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # found mid-run: the run so far is kept
+
+
+def test_the_whole_shoe_preset_judges_the_whole_image(tmp_path):
+    """experiment=cyclegan/whole_shoe: both discriminators' fields cover the 28-px image (the preset's do not)."""
+    from hydra.utils import instantiate
+
+    from gan_lightning.train.build import build_family
+
+    def fields(*overrides):
+        cfg = compose_cfg([*overrides, "data.root=/nonexistent"], tmp_path)
+        data = instantiate(cfg.data)
+        family = build_family(cfg.model, cfg.loss, data.spec)
+        return {family.discriminator.a.field, family.discriminator.b.field}, data.spec.shape[-1]
+
+    whole, side = fields("experiment=cyclegan/whole_shoe")
+    preset, _ = fields("model=cyclegan")
+    assert whole == {34} and min(whole) >= side == 28 and max(preset) < side
