@@ -85,6 +85,8 @@ def synthesize(ckpt: str, per_class: int, out: str, seed: int = 0, psi: float = 
     names = list(data_info.get("class_names") or [str(c) for c in range(k)])[:k]
     judge, filter_note = None, None
     if filter is not None:
+        from .metrics.augmentation import label_confidence
+
         judge, filter_note = _filter_classifier(data_info, data_dir, k, seed, filter_steps, log)
 
     gen = torch.Generator().manual_seed(seed)
@@ -96,14 +98,12 @@ def synthesize(ckpt: str, per_class: int, out: str, seed: int = 0, psi: float = 
                 if drawn[c] >= MAX_DRAWS * per_class:
                     raise UserError(f"filter={filter}: only {have} of {drawn[c]} samples of class {names[c]} passed; "
                                     f"lower filter (or train the generator longer)")
-                size = min(batch_size, max(per_class - have, 16) if judge is None else batch_size)
+                size = batch_size if judge is not None else min(batch_size, per_class - have)
                 labels = torch.full((size,), c, dtype=torch.int64)
                 inputs = family.sample_inputs(size, generator=gen, labels=labels, **truncation)
                 images = to_uint8(module.generate({n: v.to(device) for n, v in inputs.items()}, use_ema=use_ema)).cpu()
                 drawn[c] += size
                 if judge is not None:
-                    from .metrics.augmentation import label_confidence
-
                     images = images[label_confidence(judge, images, labels) >= filter]
                 parts.append(images[: per_class - have])
                 have += len(parts[-1])

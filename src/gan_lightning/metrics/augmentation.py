@@ -38,10 +38,6 @@ BATCH = 64
 RATIOS = (0.5, 1.0, 3.0)
 """Synthetic images added, as a multiple of the real subset's size."""
 
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        15: 2.131, 20: 2.086, 30: 2.042}
-
-
 def auto_steps(n_real: int) -> int:
     """The steps of every arm's classifier for a real subset of ``n_real`` images: ``EPOCHS`` passes over it at
     batch ``BATCH``, at least ``MIN_STEPS``."""
@@ -97,8 +93,10 @@ def mean_interval(values: Sequence[float]) -> dict:
     mean = sum(values) / n
     if n < 2:
         return {"mean": mean, "ci95": None, "values": list(values)}
+    from scipy.stats import t as student_t
+
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    t = _T95.get(n - 1) or _T95[max(k for k in _T95 if k <= n - 1)]
+    t = float(student_t.ppf(0.975, n - 1))
     return {"mean": mean, "ci95": t * sd / math.sqrt(n), "values": list(values)}
 
 
