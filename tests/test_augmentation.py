@@ -38,7 +38,8 @@ def few_labels_ckpt(tmp_path_factory, fmnist_root):
 
 def test_subset_per_class_keeps_n_images_of_every_class_drawn_by_the_seed(fmnist_root):
     def subset(seed, n=10):
-        return TorchvisionDataModule("fashion_mnist", root=str(fmnist_root), subset_per_class=n, seed=seed).train_subset()
+        module = TorchvisionDataModule("fashion_mnist", root=str(fmnist_root), subset_per_class=n, seed=seed)
+        return module.train_subset()
 
     x, y = subset(0)
     assert x.shape == (100, 1, 28, 28) and torch.equal(y.bincount(), torch.full((10,), 10))
