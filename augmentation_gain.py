@@ -17,8 +17,9 @@ def main(cfg: DictConfig) -> None:
 
     synthetic = OmegaConf.to_container(cfg.synthetic) if OmegaConf.is_list(cfg.synthetic) else [cfg.synthetic]
     result = report_user_errors(measure, [str(s) for s in synthetic], seeds=list(cfg.seeds), steps=cfg.steps,
-                                ratios=[float(r) for r in cfg.ratios], data_dir=cfg.paths.data_dir, log=print)
-    print(table(result["summary"]))
+                                ratios=[float(r) for r in cfg.ratios], data_dir=cfg.paths.data_dir,
+                                test=cfg.test, log=print)
+    print(table(result["summary"], result["neighbours"]))
     if cfg.out:
         atomic_write(cfg.out, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
         print(f"wrote {cfg.out}")

@@ -4,6 +4,7 @@ class from each (synthesize.py), then augmentation_gain.py over the seeds' datas
 replicate is a GAN seed with its own real subset).
 
     python benchmarks/few_labels_results.py --n 10 50 --seeds 0 1 2 --jobs 2 --out runs/few_labels
+    python benchmarks/few_labels_results.py --n 10 --set model.diversity_weight=1 --out runs/few_labels_div1
 
 Writes <out>/n<N>/gain.json (augmentation_gain.py's) and <out>/summary.json, and prints a Markdown table per N.
 Finished steps are reused (a run with its last.ckpt, a dataset with its provenance.json).
@@ -19,12 +20,25 @@ from pathlib import Path
 
 from runs import run, train
 
+from gan_lightning.metrics.augmentation import load_synthetic, mean_interval, neighbours, table
 
-def gan_and_dataset(n: int, seed: int, out: Path, threads: int | None, filter: float | None) -> dict:
+
+def add_neighbours(result: dict) -> dict:
+    """``measure``'s ``neighbours`` for a gain.json written without them, from its datasets."""
+    for entry in result["datasets"]:
+        data = load_synthetic(entry["path"], "data")
+        entry["neighbours"] = neighbours(data["real"], (data["images"], data["labels"]), data["test"],
+                                         len(data["class_names"]))
+    names = result["datasets"][0]["neighbours"]
+    return {n: mean_interval([d["neighbours"][n] for d in result["datasets"]]) for n in names}
+
+
+def gan_and_dataset(n: int, seed: int, out: Path, threads: int | None, filter: float | None,
+                    overrides: list[str]) -> dict:
     run_dir = out / f"n{n}" / f"gan-s{seed}"
     record = run_dir / "train_s.json"
     if not record.exists():
-        train_s = train(run_dir, [f"experiment=few_labels/n{n}", f"seed={seed}"], threads)
+        train_s = train(run_dir, [f"experiment=few_labels/n{n}", f"seed={seed}", *overrides], threads)
         record.write_text(json.dumps({"train_s": train_s}))
     synthetic = out / f"n{n}" / f"synthetic-s{seed}"
     if not (synthetic / "provenance.json").exists():
@@ -40,12 +54,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="GANs trained side by side (one thread each when > 1)")
     parser.add_argument("--filter", type=float, default=None, help="synthesize.py's filter=")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="train.py overrides for every GAN (a candidate recipe), e.g. model.diversity_weight=1")
     parser.add_argument("--out", default="runs/few_labels")
     a = parser.parse_args()
     out = Path(a.out).resolve()
     threads = 1 if a.jobs > 1 else None
     with ThreadPoolExecutor(a.jobs) as pool:
-        made = list(pool.map(lambda job: gan_and_dataset(*job, out, threads, a.filter),
+        made = list(pool.map(lambda job: gan_and_dataset(*job, out, threads, a.filter, a.set),
                              [(n, s) for n in a.n for s in a.seeds]))
     summary = {}
     for n in a.n:
@@ -55,20 +71,15 @@ def main() -> None:
         if not gain.exists():
             run(["augmentation_gain.py", f"synthetic=[{','.join(datasets)}]", f"out={gain}"])
         result = json.loads(gain.read_text())
-        summary[n] = {"summary": result["summary"], "gan_minutes": [m["train_minutes"] for m in made if m["n"] == n],
+        if "neighbours" not in result:  # a measure from before the neighbours existed: add them (seconds)
+            result["neighbours"] = add_neighbours(result)
+            gain.write_text(json.dumps(result, indent=2))
+        summary[n] = {"summary": result["summary"], "neighbours": result["neighbours"],
+                      "gan_minutes": [m["train_minutes"] for m in made if m["n"] == n],
                       "measure_minutes": (time.time() - start) / 60}
         print(f"\n### N = {n} a class ({len(datasets)} GAN seeds; GAN training "
               f"{sum(summary[n]['gan_minutes']) / len(datasets):.1f} min each)")
-        print("| arm | test accuracy | gain over real |\n|---|---|---|")
-        for name, entry in result["summary"].items():
-            if name.startswith("gain_"):
-                continue
-            g = result["summary"].get(f"gain_{name}")
-
-            def cell(e):
-                return "-" if e is None else f"{e['mean']:.4f}" + ("" if e["ci95"] is None else f" ± {e['ci95']:.4f}")
-
-            print(f"| {name} | {cell(entry)} | {cell(g)} |")
+        print(table(result["summary"], result["neighbours"]))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 

@@ -190,3 +190,69 @@ def test_augmentation_gain_measures_a_synthesized_dataset_against_the_generators
     assert r.returncode == 2 and "needs 2000 synthetic images" in r.stderr and not (tmp_path / "gain.json").exists()
     r = run_entry("augmentation_gain.py", f"synthetic={tmp_path}", f"out={tmp_path / 'gain.json'}")
     assert r.returncode == 2 and "not written by synthesize.py" in r.stderr
+
+
+def test_neighbours_tell_copies_and_collapse_from_new_images(fmnist_root):
+    """The neighbour measures against real stand-ins for synthetic images: new real images of the classes (they
+    must look like the test split: ratios near 1, about 5% "near copies"), the subset itself with a little noise
+    (copies: nearer than the test split, most of them near copies), and one subset image a class repeated with noise
+    (collapse: little spread, few subset images reached)."""
+    fashion = TorchvisionDataModule("fashion_mnist", root=str(fmnist_root))
+    x, y = fashion.load_split("train")
+    picked = torch.cat([(y == c).nonzero().flatten()[:220] for c in range(3)]).view(3, 220)
+    real = (x[picked[:, :20].flatten()], y[picked[:, :20].flatten()])
+    test_x, test_y = fashion.load_split("test")
+    keep = test_y < 3
+    test = (test_x[keep][:600], test_y[keep][:600])
+    gen = torch.Generator().manual_seed(0)
+
+    def noisy(images):
+        return (images.float() + 4 * torch.randn(images.shape, generator=gen)).clamp(0, 255).to(torch.uint8)
+
+    new = (x[picked[:, 20:].flatten()], y[picked[:, 20:].flatten()])
+    copies = (noisy(real[0].repeat(10, 1, 1, 1)), real[1].repeat(10))
+    collapsed = (noisy(real[0][::20].repeat_interleave(200, 0)), real[1][::20].repeat_interleave(200))
+    near = {name: augmentation.neighbours(real, synthetic, test, 3)
+            for name, synthetic in [("new", new), ("copies", copies), ("collapsed", collapsed)]}
+    assert 0.8 < near["new"]["nn_ratio"] < 1.25 and near["new"]["near_copies"] < 0.15
+    assert 0.8 < near["new"]["spread"] < 1.25 and near["new"]["reached"] > 0.5 * near["new"]["reached_test"]
+    assert near["copies"]["nn_ratio"] < 0.3 and near["copies"]["near_copies"] > 0.9
+    assert near["collapsed"]["spread"] < 0.3 and near["collapsed"]["reached"] < 0.2 < near["new"]["reached"]
+
+
+def test_a_labelled_folder_trains_the_few_labels_recipe_and_is_measured_on_its_own_test_folder(fmnist_root,
+                                                                                                tmp_path):
+    """data=image_folder with data.subset_per_class: the recipe trains on N images a class of a user's labelled
+    folder, synthesize.py's filter classifier trains on that subset, and augmentation_gain.py tests on test=DIR."""
+    from PIL import Image
+
+    fashion = TorchvisionDataModule("fashion_mnist", root=str(fmnist_root))
+    x, y = fashion.load_split("test")
+    for split, rows in (("train", slice(0, 12)), ("test", slice(12, 40))):
+        for c, name in ((0, "shirt"), (1, "trouser"), (7, "sneaker")):
+            (tmp_path / split / name).mkdir(parents=True)
+            for k, i in enumerate((y == c).nonzero().flatten()[rows].tolist()):
+                Image.fromarray(x[i, 0].numpy()).save(tmp_path / split / name / f"{k}.png")
+    folder = ["data=image_folder", f"data.path={tmp_path / 'train'}", "data.labels=subfolders",
+              "data.image_size=28", "data.channels=1", "data.batch_size=8", "data.num_workers=0"]
+    module = ImageFolderDataModule(str(tmp_path / "train"), image_size=28, channels=1, labels="subfolders",
+                                   subset_per_class=5, seed=1)
+    sx, sy = module.train_subset()
+    assert sx.shape == (15, 1, 28, 28) and torch.equal(sy.bincount(), torch.full((3,), 5))
+    cfg = compose_cfg(["experiment=few_labels/n10", "data.subset_per_class=5", *folder, "trainer=cpu", "logger=csv",
+                       "~callbacks.progress_bar", "~callbacks.model_summary", "trainer.enable_model_summary=false",
+                       "max_iterations=6", "metrics=none", "callbacks.samples.every_n_iterations=0", *TINY_CGAN],
+                      tmp_path / "run")
+    ckpt = train(cfg)["last_checkpoint"]
+    out = tmp_path / "synthetic"
+    synthesize(ckpt, per_class=10, out=str(out), seed=0)
+    result = augmentation.measure([str(out)], seeds=[0], steps=5, ratios=[1.0], test=str(tmp_path / "test"))
+    assert result["datasets"][0]["real_images"] == 15 and result["protocol"]["test"] == str(tmp_path / "test")
+    assert set(result["neighbours"]) == {"nn_ratio", "near_copies", "reached", "reached_test", "spread"}
+    r = run_entry("augmentation_gain.py", f"synthetic={out}", "steps=5", f"out={tmp_path / 'gain.json'}")
+    assert r.returncode == 2 and "give test=DIR" in r.stderr and not (tmp_path / "gain.json").exists()
+    r = run_entry("augmentation_gain.py", f"synthetic={out}", f"test={tmp_path / 'train'}", "steps=5",
+                  f"out={tmp_path / 'gain.json'}")
+    assert r.returncode == 2 and "trained on" in r.stderr and not (tmp_path / "gain.json").exists()
+    with pytest.raises(UserError, match="needs labels"):
+        ImageFolderDataModule(str(tmp_path / "train"), labels="none", subset_per_class=5).train_subset()

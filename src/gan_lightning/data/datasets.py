@@ -173,7 +173,7 @@ class TorchvisionDataModule(TensorDataModule):
             raise UserError("data.subset and data.subset_per_class both given: keep one (set the other to null)")
         if subset_per_class is not None and type(self)._setup is not TorchvisionDataModule._setup:
             raise UserError(f"data.subset_per_class applies to the labelled image sets (data=fashion_mnist, mnist, "
-                            f"cifar10), not to {type(self).__name__}: set it to null")
+                            f"cifar10, image_folder), not to {type(self).__name__}: set it to null")
         super().__init__(batch_size, seed)
         self.known = TORCHVISION[name]
         self._splits: dict[str, tuple[Tensor, Tensor]] = {}

@@ -131,6 +131,54 @@ def replicate(real: tuple[torch.Tensor, torch.Tensor], synthetic: tuple[torch.Te
     return scores
 
 
+def neighbours(real: tuple[torch.Tensor, torch.Tensor], synthetic: tuple[torch.Tensor, torch.Tensor],
+               test: tuple[torch.Tensor, torch.Tensor], num_classes: int, cap: int = 1000, seed: int = 0
+               ) -> dict[str, float]:
+    """Where the synthetic images lie beside the generator's real subset, against held-out real images (the test
+    split) as the yardstick, by pixel distance (L2 on [0, 1]) within each class; per class, as many synthetic as
+    test images (at most ``cap``, drawn by ``seed``):
+
+    - ``nn_ratio``: the synthetic images' median distance to their nearest subset image over the test images'
+      (below 1: nearer the training images than new real images are; copies give about 0);
+    - ``near_copies``: the share of synthetic images nearer their nearest subset image than 95% of test images are
+      to theirs (0.05 for images as new as the test split's);
+    - ``reached``: the share of the subset that is some synthetic image's nearest neighbour, and ``reached_test``
+      the same for the test images (a generator that reproduces a few of its images reaches few);
+    - ``spread``: the mean distance between two synthetic images of a class over the same for test images (below
+      1: less varied than the real class).
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).float() / 255
+
+    near_syn, near_test, copies, reached, reached_test, spread_syn, spread_test = [], [], [], [], [], [], []
+    for c in range(num_classes):
+        sub = flat(real[0][real[1] == c])
+        syn, tst = flat(synthetic[0][synthetic[1] == c]), flat(test[0][test[1] == c])
+        k = min(len(syn), len(tst), cap)
+        if len(sub) == 0 or k < 2:
+            continue
+        syn = syn[torch.randperm(len(syn), generator=gen)[:k]]
+        tst = tst[torch.randperm(len(tst), generator=gen)[:k]]
+        d_syn, i_syn = torch.cdist(syn, sub).min(1)
+        d_test, i_test = torch.cdist(tst, sub).min(1)
+        near_syn.append(d_syn)
+        near_test.append(d_test)
+        copies.append(d_syn < torch.quantile(d_test, 0.05))
+        reached.append(len(i_syn.unique()) / len(sub))
+        reached_test.append(len(i_test.unique()) / len(sub))
+        pairs = ~torch.eye(k, dtype=torch.bool)
+        spread_syn.append(torch.cdist(syn, syn)[pairs].mean())
+        spread_test.append(torch.cdist(tst, tst)[pairs].mean())
+    if not near_syn:
+        raise ValueError("neighbours: no class has subset images and at least two synthetic and test images")
+    return {"nn_ratio": float(torch.cat(near_syn).median() / torch.cat(near_test).median()),
+            "near_copies": float(torch.cat(copies).float().mean()),
+            "reached": sum(reached) / len(reached), "reached_test": sum(reached_test) / len(reached_test),
+            "spread": float(torch.stack(spread_syn).mean() / torch.stack(spread_test).mean())}
+
+
 def summarise(replicates: Sequence[dict[str, float]]) -> dict:
     """Each arm's mean and 95% interval over the replicates, and each augmented arm's paired gain over ``real``
     (``gain_<arm>``: mean and interval of the per-replicate differences)."""
@@ -142,12 +190,14 @@ def summarise(replicates: Sequence[dict[str, float]]) -> dict:
     return out
 
 
-def load_synthetic(path: str, data_dir: str) -> dict:
+def load_synthetic(path: str, data_dir: str, test: str | None = None) -> dict:
     """A dataset written by ``synthesize.py`` (a folder or a zip) with what it was made from: ``images`` (uint8),
-    ``labels``, ``provenance``, and the generator's real subset (``real``) and the real test split (``test``),
-    rebuilt from the checkpoint it names."""
+    ``labels``, ``provenance``, and the generator's real subset (``real``, rebuilt from the checkpoint it names)
+    and the real test images (``test``: the data's own test split, or the labelled folder or zip ``test``, which a
+    generator trained on a folder needs)."""
     import json
 
+    from ..data.folders import labelled_images
     from ..data.sources import ImageSource
     from ..errors import UserError
     from ..train.checkpoints import read_checkpoint
@@ -170,17 +220,29 @@ def load_synthetic(path: str, data_dir: str) -> dict:
     datamodule = infer_data(read_checkpoint(ckpt)["gan_lightning"]["config"]["data"], data_dir)
     if not hasattr(datamodule, "train_subset"):
         raise UserError(f"synthetic: the generator of {path} trained on {type(datamodule).__name__}, which has no "
-                        "labelled test split to measure on: use data=fashion_mnist, mnist or cifar10")
+                        "labelled training images to measure with: use data=fashion_mnist, mnist, cifar10 or a "
+                        "labelled data=image_folder")
     labels, names = source.labels("json")
     channels = datamodule.shape[0]
+    trained_on = getattr(datamodule, "path", None)
+    if test is not None:
+        if trained_on and os.path.realpath(os.path.expanduser(str(test))) == os.path.realpath(trained_on):
+            raise UserError(f"test: {test} is the data the generator of {path} trained on: give held-out labelled "
+                            "images it never saw")
+        test_images = labelled_images(test, tuple(datamodule.shape), list(names), "test")
+    elif hasattr(datamodule, "load_split"):
+        test_images = datamodule.load_split("test")
+    else:
+        raise UserError(f"test: the generator of {path} trained on the folder {trained_on}, which has no test "
+                        "split: give test=DIR (labelled held-out images of the same classes, never trained on)")
     images = torch.stack([source.read(i, channels) for i in range(len(source))])
     return {"images": images, "labels": torch.tensor(labels, dtype=torch.int64), "class_names": names,
-            "provenance": provenance, "real": datamodule.train_subset(), "test": datamodule.load_split("test")}
+            "provenance": provenance, "real": datamodule.train_subset(), "test": test_images}
 
 
 def measure(synthetic: Sequence[str], seeds: Sequence[int] = (0,), steps: int | None = None,
-            ratios: Sequence[float] = RATIOS, data_dir: str = "data", log: Callable[[str], None] = lambda m: None
-            ) -> dict:
+            ratios: Sequence[float] = RATIOS, data_dir: str = "data", test: str | None = None,
+            log: Callable[[str], None] = lambda m: None) -> dict:
     """Every arm over every (synthetic dataset, classifier seed) replicate: ``replicates`` (their scores),
     ``summary`` (``summarise``), ``protocol``."""
     from ..errors import UserError
@@ -190,15 +252,18 @@ def measure(synthetic: Sequence[str], seeds: Sequence[int] = (0,), steps: int | 
                         "null) and positive ratios")
     replicates, datasets = [], []
     for path in synthetic:
-        data = load_synthetic(path, data_dir)
+        data = load_synthetic(path, data_dir, test)
         real_x, real_y = data["real"]
         k = len(data["class_names"])
         need = round(max(ratios, default=0) * len(real_x))
         if need > len(data["images"]):
             raise UserError(f"synthetic: real+{max(ratios):g}x needs {need} synthetic images and {path} holds "
                             f"{len(data['images'])}: synthesize more (per_class >= {-(-need // k)}) or lower ratios")
+        near = neighbours((real_x, real_y), (data["images"], data["labels"]), data["test"], k)
+        log(f"{path}: " + ", ".join(f"{n} {v:.3f}" for n, v in near.items()))
         datasets.append({"path": str(path), "real_images": len(real_x), "synthetic_images": len(data["images"]),
-                         "checkpoint": data["provenance"]["checkpoint"], "options": data["provenance"]["options"]})
+                         "checkpoint": data["provenance"]["checkpoint"], "options": data["provenance"]["options"],
+                         "neighbours": near})
         for seed in seeds:
             scores = replicate((real_x, real_y), (data["images"], data["labels"]), data["test"], k, ratios, steps,
                                seed, log)
@@ -209,14 +274,19 @@ def measure(synthetic: Sequence[str], seeds: Sequence[int] = (0,), steps: int | 
     protocol = {"classifier": "metrics.domain.DomainClassifier from scratch, metrics.augmentation.fit_classifier",
                 "steps": steps or f"auto: {EPOCHS} passes over the real subset at batch {BATCH}, at least {MIN_STEPS}",
                 "batch_size": BATCH, "augmentation": "random shifts <= 2 px, horizontal flips, every arm",
-                "ratios": list(ratios), "seeds": list(seeds), "test": "the real test split, whole",
+                "ratios": list(ratios), "seeds": list(seeds), "test": test or "the real test split, whole",
                 "real": "the generator's own labelled training subset (from its checkpoint)",
                 "interval": "95% Student-t over the replicates (a dataset x a classifier seed); gains paired"}
-    return {"replicates": replicates, "summary": summarise(scores_only), "datasets": datasets, "protocol": protocol}
+    protocol["neighbours"] = ("pixel L2 within each class, synthetic and test images against the real subset "
+                              "(metrics.augmentation.neighbours), one value per dataset")
+    near = {n: mean_interval([d["neighbours"][n] for d in datasets]) for n in datasets[0]["neighbours"]}
+    return {"replicates": replicates, "summary": summarise(scores_only), "neighbours": near, "datasets": datasets,
+            "protocol": protocol}
 
 
-def table(summary: dict) -> str:
-    """The summary as a Markdown table: accuracy and gain over ``real`` per arm."""
+def table(summary: dict, near: dict | None = None) -> str:
+    """The summary as a Markdown table: accuracy and gain over ``real`` per arm; with ``near`` (``measure``'s
+    ``neighbours``), a second table of those."""
     def fmt(entry: dict | None) -> str:
         if entry is None:
             return "-"
@@ -225,4 +295,7 @@ def table(summary: dict) -> str:
     rows = ["| arm | test accuracy | gain over real |", "|---|---|---|"]
     for name in [n for n in summary if not n.startswith("gain_")]:
         rows.append(f"| {name} | {fmt(summary[name])} | {fmt(summary.get(f'gain_{name}'))} |")
+    if near:
+        rows += ["", "| neighbours (pixel L2, against the real subset) | synthetic |", "|---|---|"]
+        rows += [f"| {name} | {fmt(entry)} |" for name, entry in near.items()]
     return "\n".join(rows)
