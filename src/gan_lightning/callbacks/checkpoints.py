@@ -29,6 +29,14 @@ class IterationCheckpoint(ModelCheckpoint):
         self.every_n_iterations = every_n_iterations
         self._last_iteration_saved = -1
 
+    @property
+    def state_key(self) -> str:
+        # Lightning names every hook call after it (for its profiler): built once for the settings it is built from.
+        settings = (self.monitor, self.mode, self._every_n_train_steps, self._every_n_epochs, self._train_time_interval)
+        if getattr(self, "_state_key", (None, None))[0] != settings:
+            self._state_key = (settings, super().state_key)
+        return self._state_key[1]
+
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if self.every_n_iterations:  # counted here, in iterations, not by Lightning in optimizer steps

@@ -16,6 +16,7 @@ it runs and how a step's loss is computed.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -176,6 +177,21 @@ class GANModule(pl.LightningModule):
             for net in nets.values():  # the trained networks; the EMA copy is for sampling only
                 net.compile(mode=mode)
             self._compiled = True
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """A batch of tensors already on ``device`` as it is (the training data on the device, or any CPU run):
+        Lightning's own transfer walks the batch and calls ``.to`` on each tensor, every batch."""
+        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # What changes every step and is never a parameter, buffer or submodule skips nn.Module's checks for
+        # those (Lightning sets ``_current_fx_name`` around every hook it calls, ten times a step).
+        if name in _PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _format(self, batch):
         if self.channels_last and isinstance(batch, dict):
@@ -484,3 +500,11 @@ class GANModule(pl.LightningModule):
             torch.cuda.set_rng_state(rng["cuda"][rank % len(rng["cuda"])].cpu().clone(), self.device)
         if self.rollbacks:  # back from a divergence: the same state, but other noise from here on (CPU and CUDA)
             torch.manual_seed(int(torch.randint(2**62, (1,))) + self.rollbacks)
+
+
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "iteration", "_batch_in_iteration", "_logs", "_pending"})
+"""``GANModule`` attributes set every step that are plain values (see ``GANModule.__setattr__``)."""
+
+# Lightning reads ``training_step``'s signature on every batch (is ``batch_idx`` a parameter?); a function's
+# ``__signature__`` answers that without parsing it again.
+GANModule.training_step.__signature__ = inspect.signature(GANModule.training_step)
