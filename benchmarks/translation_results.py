@@ -35,6 +35,9 @@ RUNS = {  # name: (model, overrides)
     "cyclegan_cycle5": ("cyclegan", ["model.cycle_weight=5"]),
     "cyclegan_d34_id1": ("cyclegan", ["model.discriminator.n_layers=2", "model.identity_weight=1.0"]),
     "cyclegan_d34_cycle15": ("cyclegan", ["model.discriminator.n_layers=2", "model.cycle_weight=15"]),
+    # the whole-shoe field with a wider generator (ngf 32) or twice the schedule (the rate decays over its half)
+    "cyclegan_d34_ngf32": ("cyclegan", ["model.discriminator.n_layers=2", "model.generator.ngf=32"]),
+    "cyclegan_d34_long": ("cyclegan", ["model.discriminator.n_layers=2", "max_iterations=5000"]),
 }
 PIX2PIX_KEYS = ("l1", "psnr", "ssim", "fid_domain", "class_kept")
 CYCLEGAN_KEYS = ("target_share_ab", "iou_ab", "fid_domain", "cycle_l1_a", "cycle_l1_a_quantised",
