@@ -112,3 +112,39 @@ def test_the_progress_bar_redraws_by_time_not_by_batch_and_shows_the_logged_loss
     assert 7 <= len(redraws) <= 10  # 40 batches, 2 s of the fake clock: 8 redraws, and the last batch's
     assert redraws[-1]["iteration"] == 40
     assert all(isinstance(redraws[-1].get(k), float) for k in ("loss_d", "loss_g"))
+
+
+class _SeesBatches(pl.Callback):
+    def __init__(self):
+        self.batches = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batches.append(batch)
+
+
+def test_a_batch_on_the_device_is_passed_on_as_it_is_and_one_elsewhere_is_moved(make_cfg, monkeypatch):
+    seen, moved = _SeesBatches(), []
+    original = pl.LightningModule.transfer_batch_to_device
+
+    def lightning_transfer(self, batch, device, dataloader_idx):
+        moved.append(batch)
+        return original(self, batch, device, dataloader_idx)
+
+    monkeypatch.setattr(pl.LightningModule, "transfer_batch_to_device", lightning_transfer)
+    result = train(make_cfg("model=dcgan", "max_iterations=2"), callbacks=[seen])
+    assert result["iteration"] == 2 and len(seen.batches) == 2 and not moved  # CPU batches: nothing walked
+    module = object.__new__(GANModule)
+    batch = {"x": torch.zeros(2, 3), "y": torch.zeros(2, dtype=torch.int64)}
+    assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    elsewhere = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert len(moved) == 1 and elsewhere["x"].device.type == "meta" and elsewhere["y"].device.type == "meta"
+
+
+def test_attributes_set_every_step_stay_plain_and_parameters_still_register():
+    module = GANModule.__new__(GANModule)
+    torch.nn.Module.__init__(module)
+    module.iteration = 5
+    module._current_fx_name = "training_step"
+    module.net = torch.nn.Linear(2, 2)
+    assert module.iteration == 5 and "iteration" not in module._buffers and "net" in module._modules
+    assert {n for n, _ in module.named_parameters()} == {"net.weight", "net.bias"}
