@@ -148,3 +148,22 @@ def test_attributes_set_every_step_stay_plain_and_parameters_still_register():
     module.net = torch.nn.Linear(2, 2)
     assert module.iteration == 5 and "iteration" not in module._buffers and "net" in module._modules
     assert {n for n, _ in module.named_parameters()} == {"net.weight", "net.bias"}
+
+
+class _Profilers(pl.Callback):
+    def on_train_end(self, trainer, pl_module):
+        self.profiler = trainer.profiler
+
+
+def test_lightnings_hook_contexts_are_one_shared_no_op_unless_a_profiler_is_asked_for(make_cfg):
+    from pytorch_lightning.profilers import SimpleProfiler
+
+    from gan_lightning.train.build import NoProfiler
+
+    default, asked = _Profilers(), _Profilers()
+    train(make_cfg("model=dcgan", "max_iterations=2"), callbacks=[default])
+    assert isinstance(default.profiler, NoProfiler)
+    assert default.profiler.profile("[Callback]a.on_train_batch_end") is default.profiler.profile("b")
+    train(make_cfg("model=dcgan", "max_iterations=2", "+trainer.profiler=simple"), callbacks=[asked])
+    assert isinstance(asked.profiler, SimpleProfiler)
+    assert any("training_step" in action for action in asked.profiler.recorded_durations)

@@ -3,10 +3,12 @@ callbacks and the loggers."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.profilers import PassThroughProfiler
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -138,9 +140,23 @@ def build_loggers(cfg: DictConfig, wandb_run_id: str | None = None) -> list[Any]
     return loggers
 
 
+class NoProfiler(PassThroughProfiler):
+    """Lightning's default profiler (none), answering its ``profile(action)`` with one shared context that does
+    nothing: Lightning opens one around every hook it calls, about 24 a training iteration, and the default builds
+    a generator-based context manager each time."""
+
+    _nothing = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.nullcontext:  # type: ignore[override]
+        return self._nothing
+
+
 def build_trainer(cfg: DictConfig, loggers: list, callbacks: list[pl.Callback]) -> pl.Trainer:
-    """The Trainer of ``cfg.trainer``, bounded by the module's iteration count (``max_iterations``), not by steps."""
-    return instantiate(cfg.trainer, max_steps=UNBOUNDED_STEPS, logger=loggers or False, callbacks=callbacks)
+    """The Trainer of ``cfg.trainer``, bounded by the module's iteration count (``max_iterations``), not by steps;
+    without a ``trainer.profiler``, ``NoProfiler``."""
+    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
+    return instantiate(cfg.trainer, max_steps=UNBOUNDED_STEPS, logger=loggers or False, callbacks=callbacks,
+                       **profiler)
 
 
 def configured(cfg: DictConfig, group: str) -> list[tuple[str, DictConfig]]:
