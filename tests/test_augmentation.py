@@ -107,6 +107,9 @@ def test_the_confidence_filter_keeps_only_samples_its_classifier_finds_on_label(
     kept = synthesize(few_labels_ckpt, per_class=10, out=str(tmp_path / "kept"), seed=0, filter=threshold,
                       filter_steps=60)
     assert kept["drawn"] > plain["drawn"] == 400 and 0 < kept["accepted_share"] < 1
+    passing = (confidence(tmp_path / "plain") >= threshold).float().mean().item()  # the same draws, judged alike
+    assert kept["accepted_share"] == pytest.approx(passing, abs=0.15)
+    assert sum(kept["provenance"]["passed"].values()) >= 10 * 10
     assert "no test images" in kept["provenance"]["filter"]["trained_on"]
     assert confidence(tmp_path / "kept").min() >= threshold > confidence(tmp_path / "plain").min()
 

@@ -90,7 +90,7 @@ def synthesize(ckpt: str, per_class: int, out: str, seed: int = 0, psi: float = 
         judge, filter_note = _filter_classifier(data_info, data_dir, k, seed, filter_steps, log)
 
     gen = torch.Generator().manual_seed(seed)
-    kept, drawn = [], [0] * k
+    kept, drawn, passed = [], [0] * k, [0] * k
     with torch.no_grad():
         for c in range(k):
             parts, have = [], 0
@@ -105,10 +105,12 @@ def synthesize(ckpt: str, per_class: int, out: str, seed: int = 0, psi: float = 
                 drawn[c] += size
                 if judge is not None:
                     images = images[label_confidence(judge, images, labels) >= filter]
+                passed[c] += len(images)  # (all of a batch is judged; the class keeps what it still needs)
                 parts.append(images[: per_class - have])
                 have += len(parts[-1])
             kept.append(torch.cat(parts))
-            log(f"class {names[c]}: {per_class} images ({drawn[c]} drawn)")
+            passing = f", {passed[c]} passed" if judge is not None else ""
+            log(f"class {names[c]}: {per_class} images ({drawn[c]} drawn{passing})")
 
     sha = sha256_file(ckpt)
     provenance = {
@@ -116,6 +118,7 @@ def synthesize(ckpt: str, per_class: int, out: str, seed: int = 0, psi: float = 
         "options": {"per_class": per_class, "seed": seed, "psi": truncation.get("psi", 1.0), "filter": filter,
                     "use_ema": use_ema, "format": format, "batch_size": batch_size},
         "class_names": names, "counts": {names[c]: per_class for c in range(k)}, "drawn": dict(zip(names, drawn)),
+        "passed": dict(zip(names, passed)),
         "filter": filter_note,
         "seeds": f"one torch.Generator seeded {seed} draws every class in turn, {batch_size} samples at a time",
     }
@@ -137,7 +140,7 @@ def synthesize(ckpt: str, per_class: int, out: str, seed: int = 0, psi: float = 
             _as_zip(folder, path, int(kept[0].shape[-1]))
         else:
             _publish_folder(folder, path)
-    accepted = None if filter is None else k * per_class / sum(drawn)
+    accepted = None if filter is None else sum(passed) / sum(drawn)  # the filter's pass rate over every draw
     return {"out": str(path), "counts": provenance["counts"], "drawn": sum(drawn), "accepted_share": accepted,
             "provenance": provenance, "iteration": module.iteration, "format": format}
 
