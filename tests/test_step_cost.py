@@ -123,20 +123,24 @@ class _SeesBatches(pl.Callback):
 
 
 def test_a_batch_on_the_device_is_passed_on_as_it_is_and_one_elsewhere_is_moved(make_cfg, monkeypatch):
+    from pytorch_lightning.core.hooks import DataHooks
+
+    from gan_lightning.data import GaussianMixtureDataModule
+
     seen, moved = _SeesBatches(), []
-    original = pl.LightningModule.transfer_batch_to_device
+    original = DataHooks.transfer_batch_to_device
 
     def lightning_transfer(self, batch, device, dataloader_idx):
         moved.append(batch)
         return original(self, batch, device, dataloader_idx)
 
-    monkeypatch.setattr(pl.LightningModule, "transfer_batch_to_device", lightning_transfer)
+    monkeypatch.setattr(DataHooks, "transfer_batch_to_device", lightning_transfer)
     result = train(make_cfg("model=dcgan", "max_iterations=2"), callbacks=[seen])
     assert result["iteration"] == 2 and len(seen.batches) == 2 and not moved  # CPU batches: nothing walked
-    module = object.__new__(GANModule)
+    data = GaussianMixtureDataModule(kind="ring")
     batch = {"x": torch.zeros(2, 3), "y": torch.zeros(2, dtype=torch.int64)}
-    assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
-    elsewhere = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert data.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    elsewhere = data.transfer_batch_to_device(batch, torch.device("meta"), 0)
     assert len(moved) == 1 and elsewhere["x"].device.type == "meta" and elsewhere["y"].device.type == "meta"
 
 

@@ -178,13 +178,6 @@ class GANModule(pl.LightningModule):
                 net.compile(mode=mode)
             self._compiled = True
 
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        """A batch of tensors already on ``device`` as it is (the training data on the device, or any CPU run):
-        Lightning's own transfer walks the batch and calls ``.to`` on each tensor, every batch."""
-        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def __setattr__(self, name: str, value: Any) -> None:
         # What changes every step and is never a parameter, buffer or submodule skips nn.Module's checks for
         # those (Lightning sets ``_current_fx_name`` around every hook it calls, ten times a step).

@@ -31,6 +31,13 @@ class GANDataModule(pl.LightningDataModule):
     # samples' class histogram with the reference's, which means nothing there, so it is not scored.
     one_class_reference: bool = False
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """A batch of tensors already on ``device`` as it is (the training data on the device, or any CPU run):
+        Lightning's own transfer walks the batch and calls ``.to`` on each tensor, every batch. (Here, not in the
+        LightningModule: Lightning takes the data module's hook without a warning.)"""
+        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
     def __init__(self, batch_size: int, seed: int) -> None:
         super().__init__()
         if batch_size < 1:
