@@ -20,17 +20,7 @@ from pathlib import Path
 
 from runs import run, train
 
-from gan_lightning.metrics.augmentation import load_synthetic, mean_interval, neighbours, table
-
-
-def add_neighbours(result: dict) -> dict:
-    """``measure``'s ``neighbours`` for a gain.json written without them, from its datasets."""
-    for entry in result["datasets"]:
-        data = load_synthetic(entry["path"], "data")
-        entry["neighbours"] = neighbours(data["real"], (data["images"], data["labels"]), data["test"],
-                                         len(data["class_names"]))
-    names = result["datasets"][0]["neighbours"]
-    return {n: mean_interval([d["neighbours"][n] for d in result["datasets"]]) for n in names}
+from gan_lightning.metrics.augmentation import table
 
 
 def gan_and_dataset(n: int, seed: int, out: Path, threads: int | None, filter: float | None,
@@ -71,9 +61,6 @@ def main() -> None:
         if not gain.exists():
             run(["augmentation_gain.py", f"synthetic=[{','.join(datasets)}]", f"out={gain}"])
         result = json.loads(gain.read_text())
-        if "neighbours" not in result:  # a measure from before the neighbours existed: add them (seconds)
-            result["neighbours"] = add_neighbours(result)
-            gain.write_text(json.dumps(result, indent=2))
         summary[n] = {"summary": result["summary"], "neighbours": result["neighbours"],
                       "gan_minutes": [m["train_minutes"] for m in made if m["n"] == n],
                       "measure_minutes": (time.time() - start) / 60}

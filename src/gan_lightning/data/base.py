@@ -31,13 +31,6 @@ class GANDataModule(pl.LightningDataModule):
     # samples' class histogram with the reference's, which means nothing there, so it is not scored.
     one_class_reference: bool = False
 
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        """A batch of tensors already on ``device`` as it is (the training data on the device, or any CPU run):
-        Lightning's own transfer walks the batch and calls ``.to`` on each tensor, every batch. (Here, not in the
-        LightningModule: Lightning takes the data module's hook without a warning.)"""
-        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
     def __init__(self, batch_size: int, seed: int) -> None:
         super().__init__()
         if batch_size < 1:
@@ -52,6 +45,14 @@ class GANDataModule(pl.LightningDataModule):
         shapes = {"x": tuple(self.shape), **({"y": ()} if self.num_classes else {})}
         return DataSpec(shapes, num_classes=self.num_classes, class_names=self.class_names,
                         value_range=(-1.0, 1.0) if self.bounded else None)
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """A batch of tensors already on ``device`` as it is (the training data on the device, or any CPU run):
+        Lightning's own transfer walks the batch and calls ``.to`` on each tensor, every batch. (Here, not in the
+        LightningModule: Lightning takes the data module's hook without a warning.)"""
+        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def setup(self, stage: str | None = None) -> None:
         if not self._ready:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -150,7 +151,7 @@ class ImageFolderDataModule(ItemDataModule):
         if self.num_classes is None:
             raise UserError(f"{self.source.where()} has no labels: the classifier of synthesize.py's filter and of "
                             "augmentation_gain.py needs labelled images (data.labels=subfolders or a dataset.json)")
-        n, size = len(self._items), int(torch.tensor(self.shape).prod())
+        n, size = len(self._items), math.prod(self.shape)
         if n * size > self.MAX_SUBSET_BYTES:
             raise UserError(f"the {n} training images of {self.source.where()} take {n * size / 2**30:.1f} GiB in "
                             f"memory, more than the {self.MAX_SUBSET_BYTES / 2**30:.0f} GiB this reads at once: "
@@ -162,7 +163,6 @@ class ImageFolderDataModule(ItemDataModule):
             except UnreadableImage as err:
                 raise UserError(f"{err}: remove or replace it") from None
         return torch.stack([r["x"] for r in rows]), torch.stack([r["y"] for r in rows])
-
 
 
 def labelled_images(path: str, shape: tuple[int, int, int], class_names: list[str], what: str
